@@ -1,0 +1,150 @@
+//! Configuring and starting a [`Runtime`].
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroUsize;
+
+use crate::goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+use crate::runtime::Runtime;
+
+/// The most worker threads a runtime may have.
+pub const MAX_PROCS: usize = 4096;
+
+/// The environment variable [`Runtime::new`] and [`Builder`] read for the number of procs
+/// when none is set explicitly (Go's `GOMAXPROCS`).
+pub const PROCS_ENV: &str = "SCHEDULER_PROCS";
+
+/// Builds a [`Runtime`] with chosen settings.
+///
+/// # Examples
+///
+/// ```
+/// let rt = scheduler::Runtime::builder()
+///     .procs(2)
+///     .stack_size(128 * 1024)
+///     .build()
+///     .expect("valid settings");
+/// assert_eq!(rt.procs(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    procs: Option<usize>,
+    stack_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Default settings: procs from `SCHEDULER_PROCS`, else the number of CPUs this process
+    /// may use; stacks of [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE).
+    pub fn new() -> Builder {
+        Builder {
+            procs: None,
+            stack_size: DEFAULT_STACK_SIZE,
+        }
+    }
+
+    /// Number of worker threads running goroutines in parallel (Go's `GOMAXPROCS`).
+    /// `build` rejects 0 and anything above [`MAX_PROCS`].
+    pub fn procs(mut self, procs: usize) -> Builder {
+        self.procs = Some(procs);
+        self
+    }
+
+    /// Usable stack size of each goroutine, in bytes, rounded up to whole pages; a guard page
+    /// sits below it. `build` rejects sizes outside
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)..=[`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Starts the worker threads.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming the bad setting, or the OS error if a thread cannot start.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        let procs = match self.procs {
+            Some(procs) => procs,
+            None => procs_from_env()?,
+        };
+        if procs == 0 {
+            return Err(BuildError::ZeroProcs);
+        }
+        if procs > MAX_PROCS {
+            return Err(BuildError::TooManyProcs(procs));
+        }
+        if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&self.stack_size) {
+            return Err(BuildError::StackSize(self.stack_size));
+        }
+        Runtime::start(procs, self.stack_size).map_err(BuildError::Thread)
+    }
+}
+
+fn procs_from_env() -> Result<usize, BuildError> {
+    match std::env::var(PROCS_ENV) {
+        Ok(value) => value
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| BuildError::ProcsEnv(value)),
+        Err(std::env::VarError::NotPresent) => Ok(std::thread::available_parallelism()
+            .map(NonZeroUsize::get)
+            .unwrap_or(1)),
+        Err(std::env::VarError::NotUnicode(value)) => {
+            Err(BuildError::ProcsEnv(value.to_string_lossy().into_owned()))
+        }
+    }
+}
+
+/// Why a [`Runtime`] could not be built.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `procs(0)`: a runtime needs at least one worker.
+    ZeroProcs,
+    /// More procs than [`MAX_PROCS`].
+    TooManyProcs(usize),
+    /// `SCHEDULER_PROCS` is not a number.
+    ProcsEnv(String),
+    /// A stack size outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
+    StackSize(usize),
+    /// A worker thread could not be started.
+    Thread(io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroProcs => write!(f, "scheduler: procs must be at least 1, got 0"),
+            BuildError::TooManyProcs(n) => {
+                write!(f, "scheduler: procs must be at most {MAX_PROCS}, got {n}")
+            }
+            BuildError::ProcsEnv(value) => write!(
+                f,
+                "scheduler: {PROCS_ENV} must be a positive integer, got {value:?}"
+            ),
+            BuildError::StackSize(n) => write!(
+                f,
+                "scheduler: stack size must be between {MIN_STACK_SIZE} and {MAX_STACK_SIZE} \
+                 bytes, got {n}"
+            ),
+            BuildError::Thread(err) => {
+                write!(f, "scheduler: cannot start a worker thread: {err}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Thread(err) => Some(err),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! One goroutine in memory: the header the scheduler works with, and the typed cell that holds
+//! its closure and, later, its result. Both live in a single allocation, made by `spawn`.
+
+use std::cell::UnsafeCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+use std::thread;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::join::JoinState;
+use super::stack::GuardedStack;
+use crate::sched::Shared;
+
+/// Why a goroutine handed control back to its worker.
+pub(crate) enum Suspend {
+    /// `yield_now`: run again after the others that are ready.
+    Yield,
+    /// Blocked: run again once somebody calls [`unpark`](crate::sched::unpark).
+    Park,
+}
+
+/// The coroutine a started goroutine runs in.
+pub(crate) type Coro = Coroutine<(), Suspend, (), GuardedStack>;
+/// The handle a goroutine suspends itself through.
+pub(crate) type GoYielder = Yielder<(), Suspend>;
+
+/// A goroutine as the scheduler sees it: queued, run, parked and woken through this.
+pub(crate) type TaskRef = Arc<dyn Runnable>;
+
+/// The scheduler's view of a goroutine, with its closure and result types erased.
+pub(crate) trait Runnable: Send + Sync + 'static {
+    fn header(&self) -> &Header;
+    /// Runs the closure and publishes its result. Called once, on the goroutine's own stack.
+    fn run(&self);
+    /// Drops the closure of a goroutine that never started and publishes
+    /// [`Cancelled`](crate::Cancelled) as its result (shutdown past its deadline).
+    fn cancel(&self);
+}
+
+/// Scheduling states, stored in [`Header::state`].
+///
+/// Transitions: `SCHEDULED -> RUNNING` (the worker that took it from a queue);
+/// `RUNNING -> SCHEDULED` (yield); `RUNNING -> PARKED` (the worker, after the goroutine
+/// suspended to park); `RUNNING -> RUNNING | NOTIFIED` (a wake that arrives before the park
+/// completed; the worker then reschedules instead of parking); `PARKED -> SCHEDULED` (a wake);
+/// `RUNNING -> DONE` (the closure returned).
+pub(crate) mod state {
+    /// In exactly one run queue (or the run-next slot); owned by that queue.
+    pub(crate) const SCHEDULED: u8 = 0;
+    /// Being resumed by its worker.
+    pub(crate) const RUNNING: u8 = 1;
+    /// Set beside `RUNNING` when a wake arrived while it was running.
+    pub(crate) const NOTIFIED: u8 = 2;
+    /// Suspended and in no queue: only a wake makes it runnable again.
+    pub(crate) const PARKED: u8 = 4;
+    /// Finished; will never run again.
+    pub(crate) const DONE: u8 = 8;
+}
+
+/// Marks "no home yet" in [`Header::home`].
+pub(crate) const NO_HOME: usize = usize::MAX;
+
+/// The part of a goroutine every queue and waker touches.
+pub(crate) struct Header {
+    /// One of [`state`]'s values. Read and written by any thread, with the transitions
+    /// documented there.
+    pub(crate) state: AtomicU8,
+    /// Set once, by a forced shutdown; read by the goroutine at each suspension point.
+    pub(crate) cancelled: AtomicBool,
+    /// Index of the worker that started the goroutine; `NO_HOME` before. Written once by that
+    /// worker before the first resume; read by wakers after their Acquire CAS out of `PARKED`,
+    /// which follows the worker's AcqRel CAS into `PARKED`, so Relaxed suffices.
+    pub(crate) home: AtomicUsize,
+    /// The runtime the goroutine belongs to. Valid while the goroutine is not `DONE`: a
+    /// runtime outlives its goroutines.
+    pub(crate) shared: *const Shared,
+    /// Unique within its runtime; 1 for the first goroutine.
+    pub(crate) id: u64,
+    /// The running coroutine. Touched only by the home worker, and only from its native stack
+    /// (never while the coroutine is resumed, which takes it out of the cell first).
+    coroutine: UnsafeCell<Option<Coro>>,
+    /// The coroutine's yielder. Written by the goroutine when it starts and read by it when it
+    /// suspends: only on the home thread.
+    yielder: UnsafeCell<*const GoYielder>,
+    /// Index in the home worker's list of started goroutines. Home worker only.
+    slot: UnsafeCell<usize>,
+}
+
+// SAFETY: the UnsafeCell fields are touched only on the goroutine's home worker thread (field
+// docs), and a started goroutine never changes thread, so the !Send coroutine and the yielder
+// pointer never cross threads. `shared` is only dereferenced while the runtime is alive (see
+// its doc). Every other field is atomic or immutable.
+unsafe impl Send for Header {}
+// SAFETY: as for Send: shared access from other threads only reaches the atomic fields.
+unsafe impl Sync for Header {}
+
+impl Header {
+    pub(crate) fn new(shared: *const Shared, id: u64) -> Header {
+        Header {
+            state: AtomicU8::new(state::SCHEDULED),
+            cancelled: AtomicBool::new(false),
+            home: AtomicUsize::new(NO_HOME),
+            shared,
+            id,
+            coroutine: UnsafeCell::new(None),
+            yielder: UnsafeCell::new(std::ptr::null()),
+            slot: UnsafeCell::new(0),
+        }
+    }
+
+    /// Takes the coroutine out for a resume (or for good, once it is done).
+    ///
+    /// # Safety
+    /// The caller is the home worker thread, on its native stack.
+    pub(crate) unsafe fn take_coroutine(&self) -> Option<Coro> {
+        // SAFETY: home-thread-only access (caller's contract); no reference into the cell is
+        // alive, since every access is a whole-value move like this one.
+        unsafe { (*self.coroutine.get()).take() }
+    }
+
+    /// Puts the coroutine back after a resume that suspended.
+    ///
+    /// # Safety
+    /// As for [`take_coroutine`](Self::take_coroutine).
+    pub(crate) unsafe fn put_coroutine(&self, coro: Coro) {
+        // SAFETY: as in take_coroutine.
+        unsafe { *self.coroutine.get() = Some(coro) };
+    }
+
+    /// Records the running goroutine's yielder.
+    ///
+    /// # Safety
+    /// Called by the goroutine itself, on its home thread; `yielder` lives as long as the
+    /// coroutine (corosensei keeps it on the coroutine's stack).
+    pub(crate) unsafe fn set_yielder(&self, yielder: &GoYielder) {
+        // SAFETY: home-thread-only access (caller's contract).
+        unsafe { *self.yielder.get() = yielder };
+    }
+
+    /// The yielder recorded by [`set_yielder`](Self::set_yielder).
+    ///
+    /// # Safety
+    /// Called by the goroutine itself while it runs, after it started.
+    pub(crate) unsafe fn yielder(&self) -> &GoYielder {
+        // SAFETY: set at start by the goroutine (it runs now, so it started) and valid while
+        // its coroutine lives, which it does while it runs.
+        unsafe { &**self.yielder.get() }
+    }
+
+    /// # Safety
+    /// Home worker thread only.
+    pub(crate) unsafe fn slot(&self) -> usize {
+        // SAFETY: home-thread-only access (caller's contract).
+        unsafe { *self.slot.get() }
+    }
+
+    /// # Safety
+    /// Home worker thread only.
+    pub(crate) unsafe fn set_slot(&self, slot: usize) {
+        // SAFETY: home-thread-only access (caller's contract).
+        unsafe { *self.slot.get() = slot }
+    }
+}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        if self.coroutine.get_mut().is_some() {
+            // Dropping it here would unwind a goroutine stack on whatever thread dropped the
+            // last reference; the scheduler always finishes a goroutine on its home worker
+            // first, so this is a bug, and continuing would be unsound.
+            eprintln!("scheduler: internal error: a suspended goroutine was dropped");
+            std::process::abort();
+        }
+    }
+}
+
+/// What a goroutine's typed cell holds over its life.
+enum Stage<F, T> {
+    /// Spawned, not started.
+    Pending(F),
+    /// Started, or cancelled before it started; the closure is gone.
+    Taken,
+    /// Returned or panicked; waiting for `join`.
+    Finished(thread::Result<T>),
+}
+
+/// A goroutine with closure type `F` and result type `T`: the one allocation of a spawn.
+pub(crate) struct Task<F, T> {
+    header: Header,
+    /// `Pending` until the worker that dequeued the goroutine takes the closure (only that
+    /// worker touches it then: the queue handed it exclusive ownership); `Finished` is written
+    /// before `join.complete()` and read only by the unique `JoinHandle` after it saw the
+    /// completion (Release/Acquire in `JoinState`).
+    stage: UnsafeCell<Stage<F, T>>,
+    join: JoinState,
+}
+
+// SAFETY: `stage` is accessed by one thread at a time as its doc describes: the closure by the
+// worker that owns the scheduled goroutine (F: Send moves it there), the result by the
+// JoinHandle after the Release/Acquire handoff (T: Send).
+unsafe impl<F: Send, T: Send> Sync for Task<F, T> {}
+
+impl<F, T> Task<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(shared: *const Shared, id: u64, f: F) -> Arc<Task<F, T>> {
+        Arc::new(Task {
+            header: Header::new(shared, id),
+            stage: UnsafeCell::new(Stage::Pending(f)),
+            join: JoinState::new(),
+        })
+    }
+
+    fn finish(&self, result: thread::Result<T>) {
+        // SAFETY: the closure has been taken by this thread (run/cancel), so nobody else
+        // touches `stage` until `complete` publishes it to the JoinHandle.
+        unsafe { *self.stage.get() = Stage::Finished(result) };
+        self.join.complete();
+    }
+
+    fn take_closure(&self) -> Option<F> {
+        // SAFETY: called by the worker that dequeued the goroutine, the only thread touching
+        // `stage` before it is finished (field doc).
+        let stage = unsafe { &mut *self.stage.get() };
+        match std::mem::replace(stage, Stage::Taken) {
+            Stage::Pending(f) => Some(f),
+            other => {
+                *stage = other;
+                None
+            }
+        }
+    }
+}
+
+impl<F, T> Runnable for Task<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn run(&self) {
+        let f = self
+            .take_closure()
+            .expect("scheduler: internal error: goroutine started twice");
+        // The payload goes to `join`, as with std::thread; the panic hook has already printed
+        // the message, so a goroutine nobody joins still reports its panic.
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        self.finish(result);
+    }
+
+    fn cancel(&self) {
+        drop(self.take_closure());
+        self.finish(Err(Box::new(crate::Cancelled)));
+    }
+}
+
+/// The typed view a [`JoinHandle`](crate::JoinHandle) keeps of its goroutine.
+pub(crate) trait Joinable<T>: Send + Sync {
+    fn header(&self) -> &Header;
+    fn join_state(&self) -> &JoinState;
+    /// Takes the result.
+    ///
+    /// # Safety
+    /// Only after `join_state().is_complete()` returned true, and at most once.
+    unsafe fn take_result(&self) -> thread::Result<T>;
+}
+
+impl<F, T> Joinable<T> for Task<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn join_state(&self) -> &JoinState {
+        &self.join
+    }
+
+    unsafe fn take_result(&self) -> thread::Result<T> {
+        // SAFETY: completion was observed with Acquire (caller's contract), so `finish`'s
+        // write is visible and no other thread touches `stage` any more.
+        let stage = unsafe { &mut *self.stage.get() };
+        match std::mem::replace(stage, Stage::Taken) {
+            Stage::Finished(result) => result,
+            _ => unreachable!("scheduler: internal error: result taken twice"),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Goroutines for Rust: an M:N scheduler of stackful coroutines.
+//!
+//! A [`Runtime`] runs goroutines, cheap stackful coroutines, on a fixed number of worker
+//! threads ("procs", Go's `GOMAXPROCS`), balanced by work stealing. A goroutine that waits
+//! ([`JoinHandle::join`], [`WaitGroup::wait`], ...) parks, and its worker thread runs another
+//! goroutine meanwhile. The same calls made from a plain thread block that thread, so the
+//! types work everywhere.
+//!
+//! # A first program
+//!
+//! The classic lesson: two goroutines counting, and the main goroutine waiting for both.
+//!
+//! ```
+//! use scheduler::{Runtime, WaitGroup};
+//!
+//! let rt = Runtime::builder().procs(1).build()?;
+//! let out = rt.block_on(|| {
+//!     let wg = WaitGroup::new();
+//!     let a = wg.go(|| (0..=3).rev().map(|n| format!("[A:{n}]")).collect::<Vec<_>>());
+//!     let b = wg.go(|| (0..=3).map(|n| format!("[B:{n}]")).collect::<Vec<_>>());
+//!     wg.wait();
+//!     (a.join().unwrap(), b.join().unwrap())
+//! });
+//! assert_eq!(out.0, ["[A:3]", "[A:2]", "[A:1]", "[A:0]"]);
+//! assert_eq!(out.1.len(), 4);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What runs where
+//!
+//! * [`Runtime::block_on`] runs a closure as the *main goroutine* and blocks the caller until
+//!   it returns; [`Runtime::spawn`] starts a goroutine from anywhere.
+//! * Inside a goroutine, [`spawn`], [`yield_now`], [`procs`] and [`num_goroutines`] act on the
+//!   runtime that runs it.
+//! * A goroutine that has started never changes thread (thread-locals, `RefCell` borrows and
+//!   `!Send` values across a blocking call are sound); only goroutines that have not started
+//!   yet are stolen by idle workers. See `docs/design.md` and `docs/caveats.md`.
+//! * Goroutines are not preempted: one that computes for a long time without blocking or
+//!   calling [`yield_now`] keeps its worker. Code that blocks the OS thread (std locks held for
+//!   long, blocking I/O, `std::thread::sleep`) blocks every goroutine queued on that worker.
+//!
+//! # Integrity
+//!
+//! Dropping a [`Runtime`] waits for all of its goroutines, then joins its threads;
+//! [`Runtime::shutdown_timeout`] bounds the wait and cancels what is left. A panicking
+//! goroutine never takes its worker down: the panic is printed by the panic hook and
+//! returned by [`JoinHandle::join`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod builder;
+mod goroutine;
+mod runtime;
+mod sched;
+mod sync;
+
+use std::fmt;
+
+pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};
+pub use goroutine::join::JoinHandle;
+pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+pub use runtime::{Runtime, ShutdownError};
+pub use sync::WaitGroup;
+
+/// Spawns a goroutine on the runtime running the caller, Go's `go f()`.
+///
+/// The goroutine is queued on the caller's worker, where idle workers may steal it until it
+/// starts. Its result comes back through the returned [`JoinHandle`]; dropping the handle
+/// detaches it.
+///
+/// # Examples
+///
+/// ```
+/// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
+/// let v = rt.block_on(|| scheduler::spawn(|| "hello").join().unwrap());
+/// assert_eq!(v, "hello");
+/// ```
+///
+/// # Panics
+///
+/// Outside a goroutine: use [`Runtime::spawn`] or [`Runtime::block_on`] there.
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    runtime::current_shared("spawn").spawn(f)
+}
+
+/// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines
+/// that are ready on its worker, and goroutines that have not started yet go first.
+///
+/// Outside a goroutine it yields the thread ([`std::thread::yield_now`]).
+pub fn yield_now() {
+    if !sched::context::yield_current() {
+        std::thread::yield_now();
+    }
+}
+
+/// The number of worker threads of the runtime running the caller (`GOMAXPROCS`).
+///
+/// # Panics
+///
+/// Outside a goroutine.
+pub fn procs() -> usize {
+    runtime::current_shared("procs").procs
+}
+
+/// Goroutines spawned on the caller's runtime and not yet finished, the caller included
+/// (Go's `runtime.NumGoroutine()`).
+///
+/// # Panics
+///
+/// Outside a goroutine.
+pub fn num_goroutines() -> usize {
+    runtime::current_shared("num_goroutines").live()
+}
+
+/// Whether the caller runs inside a goroutine.
+pub fn in_goroutine() -> bool {
+    sched::context::in_goroutine()
+}
+
+/// The panic payload of a goroutine that [`Runtime::shutdown_timeout`] cancelled because it
+/// had not finished by the deadline: its [`JoinHandle::join`] returns `Err` holding this.
+///
+/// ```
+/// # let payload: Box<dyn std::any::Any + Send> = Box::new(scheduler::Cancelled);
+/// assert!(payload.is::<scheduler::Cancelled>());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("goroutine cancelled by a runtime shutdown")
+    }
+}

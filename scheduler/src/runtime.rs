@@ -1,0 +1,238 @@
+//! The [`Runtime`] handle: starting workers, entering the runtime, and shutting it down.
+
+use std::fmt;
+use std::io;
+use std::panic;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::Worker;
+
+use crate::builder::{BuildError, Builder};
+use crate::goroutine::join::JoinHandle;
+use crate::goroutine::task::TaskRef;
+use crate::sched::context;
+use crate::sched::shared::{Shared, phase};
+use crate::sched::worker::WorkerLocal;
+
+/// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
+///
+/// Goroutines are stackful coroutines. A goroutine that blocks on something of this crate
+/// (`join`, a [`WaitGroup`](crate::WaitGroup), ...) parks, and its worker runs another one. A
+/// goroutine that has started always runs on the same worker thread, so thread-locals and
+/// `!Send` values held across a blocking call stay on their thread; goroutines that have not
+/// started yet are balanced between workers by work stealing.
+///
+/// # Integrity
+///
+/// No goroutine and no worker thread outlives its runtime. Dropping a `Runtime` waits, without
+/// a time limit, until every goroutine has finished, then joins the workers.
+/// [`shutdown_timeout`](Self::shutdown_timeout) bounds that wait.
+///
+/// # Examples
+///
+/// ```
+/// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
+/// let answer = rt.block_on(|| {
+///     let h = scheduler::spawn(|| 6 * 7);
+///     h.join().unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Runtime {
+    /// A runtime with default settings: procs from the `SCHEDULER_PROCS` environment
+    /// variable, else the number of CPUs this process may use.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    pub fn new() -> Result<Runtime, BuildError> {
+        Builder::new().build()
+    }
+
+    /// A [`Builder`] to choose procs and stack size.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn start(procs: usize, stack_size: usize) -> io::Result<Runtime> {
+        let locals: Vec<Worker<TaskRef>> = (0..procs).map(|_| Worker::new_lifo()).collect();
+        let stealers = locals.iter().map(Worker::stealer).collect();
+        let shared = Arc::new(Shared::new(procs, stack_size, stealers));
+        let mut runtime = Runtime {
+            shared: shared.clone(),
+            threads: Vec::with_capacity(procs),
+        };
+        for (index, local) in locals.into_iter().enumerate() {
+            let shared = shared.clone();
+            let thread = thread::Builder::new()
+                .name(format!("scheduler-worker-{index}"))
+                .spawn(move || WorkerLocal::new(index, shared, local).run())?;
+            // On error, `runtime` drops here and stops the workers started so far.
+            runtime.threads.push(thread);
+        }
+        Ok(runtime)
+    }
+
+    /// Runs `f` as the main goroutine and blocks the calling thread until it returns.
+    ///
+    /// Returns `f`'s value. If `f` panics, the panic resumes here. May be called again after
+    /// it returns, and from several threads at once; goroutines `f` spawned and did not wait
+    /// for keep running after it returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+    /// assert_eq!(rt.block_on(|| scheduler::procs()), 1);
+    /// assert_eq!(rt.block_on(|| "again"), "again");
+    /// ```
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.spawn(f).join() {
+            Ok(value) => value,
+            Err(payload) => panic::resume_unwind(payload),
+        }
+    }
+
+    /// Spawns a goroutine from anywhere: a plain thread, or a goroutine of any runtime.
+    ///
+    /// From outside, it goes on the global queue and an idle worker is woken for it.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.spawn(f)
+    }
+
+    /// The number of worker threads.
+    pub fn procs(&self) -> usize {
+        self.shared.procs
+    }
+
+    /// Goroutines spawned and not yet finished, the main goroutine of `block_on` included.
+    pub fn num_goroutines(&self) -> usize {
+        self.shared.live()
+    }
+
+    /// Waits up to `timeout` for every goroutine to finish, then stops the workers.
+    ///
+    /// Goroutines still unfinished at the deadline are cancelled: those that never started are
+    /// dropped, and those blocked in this crate's primitives are unwound from their suspension
+    /// point (their destructors run; their `join` returns `Err` with a
+    /// [`Cancelled`](crate::Cancelled) payload). A goroutine busy in code that never yields or
+    /// blocks cannot be interrupted: the call waits for it to reach a suspension point.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownError`] with the number of goroutines that had to be cancelled.
+    ///
+    /// # Panics
+    ///
+    /// When called from one of this runtime's own goroutines.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+    /// rt.spawn(|| ());
+    /// rt.shutdown_timeout(Duration::from_secs(5)).expect("finished in time");
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownError> {
+        self.shutdown(Instant::now().checked_add(timeout))
+    }
+
+    fn shutdown(&mut self, deadline: Option<Instant>) -> Result<(), ShutdownError> {
+        if self.threads.is_empty() {
+            return Ok(());
+        }
+        if context::current_worker().is_some_and(|w| w.belongs_to(&self.shared)) {
+            panic!(
+                "scheduler: a Runtime cannot be shut down or dropped from one of its own \
+                 goroutines (it would wait for itself)"
+            );
+        }
+        let remaining = self.shared.wait_all_done(deadline);
+        if remaining > 0 {
+            self.shared.set_phase(phase::CANCELLING);
+            self.shared.wait_all_done(None);
+        }
+        self.shared.set_phase(phase::STOPPING);
+        for thread in self.threads.drain(..) {
+            // Workers catch every goroutine panic, so a join error would be a runtime bug that
+            // already aborted the process.
+            let _ = thread.join();
+        }
+        match remaining {
+            0 => Ok(()),
+            remaining => Err(ShutdownError { remaining }),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.shutdown(None);
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("procs", &self.procs())
+            .field("goroutines", &self.num_goroutines())
+            .finish()
+    }
+}
+
+/// [`Runtime::shutdown_timeout`] ran out of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownError {
+    remaining: usize,
+}
+
+impl ShutdownError {
+    /// How many goroutines were unfinished at the deadline and had to be cancelled.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+}
+
+impl fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "scheduler: shutdown timed out with {} goroutine(s) unfinished; they were cancelled",
+            self.remaining
+        )
+    }
+}
+
+impl std::error::Error for ShutdownError {}
+
+/// The runtime whose goroutine is calling, for the free functions that need one.
+///
+/// # Panics
+///
+/// Outside a goroutine, with a message naming `what`.
+pub(crate) fn current_shared(what: &str) -> &'static Arc<Shared> {
+    match context::current_worker() {
+        Some(worker) => worker.shared(),
+        None => panic!(
+            "scheduler: {what} called outside a runtime; call it inside a goroutine, \
+             or use Runtime::spawn / Runtime::block_on"
+        ),
+    }
+}

@@ -1,0 +1,104 @@
+//! What the current thread is: a worker of some runtime (and which), running a goroutine or
+//! not. This is the only thread-local state of the scheduler.
+//!
+//! A started goroutine never leaves its worker thread, so a pointer read here stays valid for
+//! the goroutine across its suspensions. The accessors are `#[inline(never)]` all the same, so
+//! that no caller caches a thread-local address across a stack switch (llvm-project#98479).
+
+use std::cell::Cell;
+use std::panic;
+
+use super::worker::WorkerLocal;
+use crate::goroutine::task::{Header, Suspend, TaskRef};
+
+thread_local! {
+    /// The worker running on this thread, if it is one; set for the worker's whole life.
+    static WORKER: Cell<*const WorkerLocal> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Marks the current thread as running `worker` until the returned guard is dropped.
+pub(crate) fn enter(worker: &WorkerLocal) -> EnterGuard<'_> {
+    WORKER.with(|w| {
+        assert!(w.get().is_null(), "scheduler: a thread runs one worker");
+        w.set(worker);
+    });
+    EnterGuard { _worker: worker }
+}
+
+/// Clears the current worker on drop.
+pub(crate) struct EnterGuard<'a> {
+    _worker: &'a WorkerLocal,
+}
+
+impl Drop for EnterGuard<'_> {
+    fn drop(&mut self) {
+        WORKER.with(|w| w.set(std::ptr::null()));
+    }
+}
+
+/// The worker running on this thread, if any.
+#[inline(never)]
+pub(crate) fn current_worker() -> Option<&'static WorkerLocal> {
+    let ptr = WORKER.with(|w| w.get());
+    // SAFETY: the pointer is set by `enter` and cleared by its guard before the WorkerLocal is
+    // dropped; everything that runs on this thread in between (the worker loop and the
+    // goroutines it resumes) runs inside that span, and the reference is not sent elsewhere.
+    // The 'static lifetime is never used beyond the span: callers use it and drop it within a
+    // goroutine or the worker loop.
+    unsafe { ptr.as_ref() }
+}
+
+/// The goroutine running on this thread, if any.
+pub(crate) fn current_task() -> Option<TaskRef> {
+    current_worker().and_then(|w| w.current_task())
+}
+
+/// Whether the calling code runs inside a goroutine.
+pub(crate) fn in_goroutine() -> bool {
+    current_worker().is_some_and(|w| w.current_header().is_some())
+}
+
+/// Suspends the running goroutine until something calls [`super::unpark`] on it. May return
+/// spuriously: callers re-check their condition. Must be called inside a goroutine.
+pub(crate) fn park_current() {
+    suspend_current(Suspend::Park);
+}
+
+/// Suspends the running goroutine behind the others that are ready on its worker.
+/// Returns false (and does nothing) outside a goroutine.
+pub(crate) fn yield_current() -> bool {
+    if !in_goroutine() {
+        return false;
+    }
+    suspend_current(Suspend::Yield);
+    true
+}
+
+fn suspend_current(why: Suspend) {
+    let header: *const Header = current_worker()
+        .and_then(|w| w.current_header())
+        .expect("scheduler: internal error: suspend outside a goroutine");
+    // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
+    // holds for the whole resume; it started, so its yielder is set, and we are on its home
+    // thread.
+    let header = unsafe { &*header };
+    // SAFETY: as above: the running goroutine suspends itself through its own yielder.
+    unsafe { header.yielder() }.suspend(why);
+    if header.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+        unwind_cancelled();
+    }
+}
+
+/// Unwinds a goroutine that a forced shutdown cancelled, so that its destructors run.
+#[cold]
+fn unwind_cancelled() -> ! {
+    if std::thread::panicking() {
+        // A destructor blocked while the goroutine was already unwinding: it can never be
+        // woken, and a second unwind would abort anyway. Say why.
+        eprintln!(
+            "scheduler: a goroutine blocked in a destructor while a forced shutdown unwound it"
+        );
+        std::process::abort();
+    }
+    panic::resume_unwind(Box::new(crate::Cancelled));
+}

@@ -1,0 +1,16 @@
+//! The scheduler: workers, their queues, stealing, and the idle/park protocol.
+//!
+//! `docs/design.md` tells the whole story; each file here holds one part of it:
+//! [`worker`] (the loop and its queues), [`idle`] (who searches, who sleeps, and why no wakeup
+//! is lost), [`parker`] (one worker's sleep), [`wake`] (making a parked goroutine runnable),
+//! [`context`] (what the current thread is running) and [`shared`] (what workers share).
+
+pub(crate) mod context;
+pub(crate) mod idle;
+pub(crate) mod parker;
+pub(crate) mod shared;
+pub(crate) mod wake;
+pub(crate) mod worker;
+
+pub(crate) use shared::Shared;
+pub(crate) use wake::unpark;

@@ -1,0 +1,438 @@
+//! A worker: one OS thread that runs goroutines, Go's M with its P.
+//!
+//! Its run queues, all owned by the worker thread:
+//!
+//! * `runnext`: the goroutine most recently woken by a goroutine of this worker. It runs next,
+//!   so a ping-pong pair hands over without a queue round trip; a streak limit keeps such a
+//!   pair from starving the rest.
+//! * `ready`: started goroutines that are runnable again (yielded, woken, or displaced from
+//!   `runnext`), FIFO. Never stolen: a started goroutine stays on its thread.
+//! * `local`: goroutines spawned here (or stolen) that have not started: a crossbeam LIFO deque,
+//!   so the newest runs first (depth-first, like a call) while thieves take the oldest half.
+//! * the worker's inbox in [`Remote`](super::shared::Remote): its started goroutines woken by
+//!   other threads; drained into `ready`.
+//!
+//! Every 61st pick looks at the global injector first and every 31st takes the oldest local
+//! goroutine first, so nothing waits forever behind a busy queue.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use corosensei::{Coroutine, CoroutineResult};
+use crossbeam_deque::{Steal, Worker};
+
+use super::context;
+use super::shared::{Shared, phase};
+use super::wake::unpark;
+use crate::goroutine::stack::StackPool;
+use crate::goroutine::task::{Coro, GoYielder, Header, NO_HOME, Suspend, TaskRef, state};
+
+/// Consecutive `runnext` picks allowed before the other queues get a turn.
+const RUNNEXT_STREAK: u32 = 16;
+/// Every this many picks, the global queue is looked at first.
+const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+/// Every this many picks, the oldest not-yet-started local goroutine is taken first.
+const LOCAL_FAIRNESS_INTERVAL: u32 = 31;
+
+/// The worker's own state. Lives on the worker thread's stack for the thread's whole life;
+/// reached from goroutines through [`context::current_worker`]. Interior mutability only:
+/// goroutine code (spawn, wake) and the loop both touch it, never at the same time, and no
+/// borrow is held across a resume.
+pub(crate) struct WorkerLocal {
+    index: usize,
+    shared: Arc<Shared>,
+    local: Worker<TaskRef>,
+    ready: RefCell<VecDeque<TaskRef>>,
+    runnext: RefCell<Option<TaskRef>>,
+    /// The goroutine being resumed right now; `None` while the loop itself runs.
+    current: RefCell<Option<TaskRef>>,
+    /// Every started, unfinished goroutine of this worker (its home), so a forced shutdown can
+    /// find the parked ones. Each goroutine's `slot` is its index here.
+    started: RefCell<Vec<TaskRef>>,
+    stacks: RefCell<StackPool>,
+    tick: Cell<u32>,
+    runnext_streak: Cell<u32>,
+    /// Set by a yield: the next pick prefers a goroutine that has not started yet.
+    prefer_local: Cell<bool>,
+    searching: Cell<bool>,
+    /// Whether this worker has already reacted to the CANCELLING phase.
+    cancel_seen: Cell<bool>,
+    rng: Cell<u64>,
+}
+
+impl WorkerLocal {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<TaskRef>) -> WorkerLocal {
+        let stacks = StackPool::new(shared.stack_size);
+        WorkerLocal {
+            index,
+            shared,
+            local,
+            ready: RefCell::new(VecDeque::new()),
+            runnext: RefCell::new(None),
+            current: RefCell::new(None),
+            started: RefCell::new(Vec::new()),
+            stacks: RefCell::new(stacks),
+            tick: Cell::new(0),
+            runnext_streak: Cell::new(0),
+            prefer_local: Cell::new(false),
+            searching: Cell::new(false),
+            cancel_seen: Cell::new(false),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+        }
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+
+    /// The running goroutine's header, if a goroutine runs.
+    pub(crate) fn current_header(&self) -> Option<*const Header> {
+        self.current
+            .borrow()
+            .as_ref()
+            .map(|t| t.header() as *const Header)
+    }
+
+    pub(crate) fn current_task(&self) -> Option<TaskRef> {
+        self.current.borrow().clone()
+    }
+
+    /// Queues a goroutine spawned by a goroutine of this worker.
+    pub(crate) fn push_spawned(&self, task: TaskRef) {
+        self.local.push(task);
+        self.shared.notify_work();
+    }
+
+    /// Queues a started goroutine of this worker that a goroutine of this worker woke: it runs
+    /// next, and the one it displaces goes to the back of `ready`.
+    pub(crate) fn push_woken(&self, task: TaskRef) {
+        if let Some(displaced) = self.runnext.replace(Some(task)) {
+            self.ready.borrow_mut().push_back(displaced);
+        }
+    }
+
+    /// The worker thread's body: runs goroutines until the runtime stops.
+    pub(crate) fn run(&self) {
+        let _context = context::enter(self);
+        loop {
+            if !self.cancel_seen.get() && self.shared.phase() >= phase::CANCELLING {
+                self.cancel_started();
+            }
+            if let Some(task) = self.next_local().or_else(|| self.search()) {
+                self.run_task(task);
+                continue;
+            }
+            if self.shared.phase() == phase::STOPPING {
+                break;
+            }
+            self.park();
+        }
+        debug_assert!(self.started.borrow().is_empty());
+    }
+
+    fn next_tick(&self) -> u32 {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        tick
+    }
+
+    /// The next goroutine from this worker's own queues (and, now and then, the global one).
+    fn next_local(&self) -> Option<TaskRef> {
+        let tick = self.next_tick();
+        if tick % GLOBAL_QUEUE_INTERVAL == 0
+            && let Some(task) = self.steal_global()
+        {
+            return Some(task);
+        }
+        self.drain_inbox();
+        if self.prefer_local.replace(false)
+            && let Some(task) = self.local.pop()
+        {
+            return Some(task);
+        }
+        if tick % LOCAL_FAIRNESS_INTERVAL == 0
+            && let Some(task) = steal_one(&self.shared.remotes[self.index].stealer)
+        {
+            return Some(task);
+        }
+        if let Some(task) = self.runnext.take() {
+            let streak = self.runnext_streak.get();
+            if streak < RUNNEXT_STREAK {
+                self.runnext_streak.set(streak + 1);
+                return Some(task);
+            }
+            self.ready.borrow_mut().push_back(task);
+        }
+        self.runnext_streak.set(0);
+        let ready = self.ready.borrow_mut().pop_front();
+        ready
+            .or_else(|| self.local.pop())
+            .or_else(|| self.steal_global())
+    }
+
+    /// Moves goroutines woken by other threads into `ready`.
+    fn drain_inbox(&self) {
+        let inbox = &self.shared.remotes[self.index].inbox;
+        if inbox.is_empty() {
+            return;
+        }
+        let mut ready = self.ready.borrow_mut();
+        while let Some(task) = steal_one(inbox) {
+            ready.push_back(task);
+        }
+    }
+
+    fn steal_global(&self) -> Option<TaskRef> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.local) {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Looks for work in other workers' deques, as a searcher (see [`super::idle`]).
+    fn search(&self) -> Option<TaskRef> {
+        if self.shared.procs == 1 {
+            return None;
+        }
+        if !self.searching.get() {
+            if !self.shared.idle.try_start_searching() {
+                return None;
+            }
+            self.searching.set(true);
+        }
+        let task = self.steal_global().or_else(|| self.steal_from_others())?;
+        self.searching.set(false);
+        if self.shared.idle.stop_searching() {
+            // The last searcher found work; there may be more: let another worker look.
+            self.shared.notify_work();
+        }
+        Some(task)
+    }
+
+    /// Steals half of a random victim's not-yet-started goroutines.
+    fn steal_from_others(&self) -> Option<TaskRef> {
+        let procs = self.shared.procs;
+        let start = self.next_random() as usize % procs;
+        for offset in 0..procs {
+            let victim = (start + offset) % procs;
+            if victim == self.index {
+                continue;
+            }
+            let stealer = &self.shared.remotes[victim].stealer;
+            loop {
+                match stealer.steal_batch_and_pop(&self.local) {
+                    Steal::Success(task) => return Some(task),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift64: cheap, and good enough to spread victims.
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    /// Sleeps until there may be work (the protocol is in [`super::idle`]).
+    fn park(&self) {
+        let shared = &*self.shared;
+        shared
+            .idle
+            .before_park(self.index, self.searching.replace(false));
+        let remote = &shared.remotes[self.index];
+        // The final look: after publishing that we park, every queue once more.
+        let work_left = !remote.inbox.is_empty()
+            || !self.local.is_empty()
+            || shared.has_stealable_work()
+            || (shared.phase() >= phase::CANCELLING && !self.cancel_seen.get())
+            || shared.phase() == phase::STOPPING;
+        if !work_left {
+            remote.parker.park();
+        }
+        if shared.idle.after_wake(self.index) {
+            self.searching.set(true);
+        }
+    }
+
+    /// Resumes `task` (starting it if it is new) until it finishes, yields or parks.
+    fn run_task(&self, task: TaskRef) {
+        let header = task.header();
+        // We took it from a queue, so we own it; Relaxed suffices because wakers only act on
+        // RUNNING and PARKED, which they read with Acquire from our later AcqRel CAS.
+        header.state.store(state::RUNNING, Ordering::Relaxed);
+        // SAFETY: a queued goroutine with a coroutine was started here (started goroutines are
+        // only queued on their home worker), and we are on the native stack.
+        let coro = match unsafe { header.take_coroutine() } {
+            Some(coro) => coro,
+            None => match self.start(&task) {
+                Some(coro) => coro,
+                None => return,
+            },
+        };
+        self.resume(task, coro);
+    }
+
+    /// Gives a new goroutine a stack and this worker as its home. Returns `None` (after
+    /// finishing it as cancelled) when the runtime is cancelling.
+    fn start(&self, task: &TaskRef) -> Option<Coro> {
+        let header = task.header();
+        debug_assert_eq!(header.home.load(Ordering::Relaxed), NO_HOME);
+        if self.shared.phase() >= phase::CANCELLING {
+            header.state.store(state::DONE, Ordering::Release);
+            task.cancel();
+            self.shared.finished_one();
+            return None;
+        }
+        let stack = match self.stacks.borrow_mut().take() {
+            Ok(stack) => stack,
+            Err(err) => {
+                // Failing one goroutine while others wait on it could deadlock silently;
+                // running out of stacks is fatal until admission control exists.
+                eprintln!(
+                    "scheduler: cannot allocate a {}-byte goroutine stack: {err} \
+                     (check vm.max_map_count and available memory)",
+                    self.shared.stack_size
+                );
+                std::process::abort();
+            }
+        };
+        header.home.store(self.index, Ordering::Relaxed);
+        let mut started = self.started.borrow_mut();
+        // SAFETY: this is the home worker thread from now on.
+        unsafe { header.set_slot(started.len()) };
+        started.push(task.clone());
+        let body_task = task.clone();
+        Some(Coroutine::with_stack(
+            stack,
+            move |yielder: &GoYielder, ()| {
+                // SAFETY: we are the goroutine, on its home thread; the yielder lives on this
+                // coroutine's stack as long as the coroutine does.
+                unsafe { body_task.header().set_yielder(yielder) };
+                body_task.run();
+            },
+        ))
+    }
+
+    fn resume(&self, task: TaskRef, mut coro: Coro) {
+        *self.current.borrow_mut() = Some(task);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| coro.resume(())));
+        let task = self
+            .current
+            .borrow_mut()
+            .take()
+            .expect("scheduler: internal error: current goroutine lost");
+        let header = task.header();
+        match result {
+            Ok(CoroutineResult::Return(())) => {
+                header.state.store(state::DONE, Ordering::Release);
+                self.stacks.borrow_mut().give(coro.into_stack());
+                self.unregister(header);
+                self.shared.finished_one();
+            }
+            Ok(CoroutineResult::Yield(Suspend::Yield)) => {
+                // SAFETY: home thread, native stack.
+                unsafe { header.put_coroutine(coro) };
+                header.state.store(state::SCHEDULED, Ordering::Relaxed);
+                self.ready.borrow_mut().push_back(task);
+                self.prefer_local.set(true);
+            }
+            Ok(CoroutineResult::Yield(Suspend::Park)) => {
+                // SAFETY: home thread, native stack.
+                unsafe { header.put_coroutine(coro) };
+                // AcqRel: Release publishes the put-back coroutine and the registration to the
+                // waker that moves it out of PARKED; Acquire sees what a waker that set
+                // NOTIFIED wrote before.
+                if header
+                    .state
+                    .compare_exchange(
+                        state::RUNNING,
+                        state::PARKED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_err()
+                {
+                    // Woken before it finished parking: run it again.
+                    header.state.store(state::SCHEDULED, Ordering::Relaxed);
+                    self.ready.borrow_mut().push_back(task);
+                }
+            }
+            Err(_) => {
+                // The body catches the closure's panics, so this is the runtime's own bug.
+                eprintln!("scheduler: internal error: a panic escaped a goroutine");
+                std::process::abort();
+            }
+        }
+    }
+
+    /// Removes a finished goroutine from `started`.
+    fn unregister(&self, header: &Header) {
+        let mut started = self.started.borrow_mut();
+        // SAFETY: home thread.
+        let slot = unsafe { header.slot() };
+        started.swap_remove(slot);
+        if let Some(moved) = started.get(slot) {
+            // SAFETY: home thread: every goroutine in `started` has this worker as its home.
+            unsafe { moved.header().set_slot(slot) };
+        }
+    }
+
+    /// A forced shutdown: mark every started goroutine cancelled and wake the parked ones, so
+    /// each unwinds from its suspension point.
+    fn cancel_started(&self) {
+        self.cancel_seen.set(true);
+        let started: Vec<TaskRef> = self.started.borrow().clone();
+        for task in &started {
+            task.header().cancelled.store(true, Ordering::Relaxed);
+            unpark(task);
+        }
+    }
+}
+
+/// Takes one goroutine from a stealer or injector, retrying on contention.
+fn steal_one<S: StealOne>(source: &S) -> Option<TaskRef> {
+    loop {
+        match source.steal_one() {
+            Steal::Success(task) => return Some(task),
+            Steal::Empty => return None,
+            Steal::Retry => continue,
+        }
+    }
+}
+
+trait StealOne {
+    fn steal_one(&self) -> Steal<TaskRef>;
+}
+
+impl StealOne for crossbeam_deque::Stealer<TaskRef> {
+    fn steal_one(&self) -> Steal<TaskRef> {
+        self.steal()
+    }
+}
+
+impl StealOne for crossbeam_deque::Injector<TaskRef> {
+    fn steal_one(&self) -> Steal<TaskRef> {
+        self.steal()
+    }
+}
