@@ -43,15 +43,18 @@ pub(crate) trait Runnable: Send + Sync + 'static {
 ///
 /// Transitions: `SCHEDULED -> RUNNING` (the worker that took it from a queue);
 /// `RUNNING -> SCHEDULED` (yield); `RUNNING -> PARKED` (the worker, after the goroutine
-/// suspended to park); `RUNNING -> RUNNING | NOTIFIED` (a wake that arrives before the park
-/// completed; the worker then reschedules instead of parking); `PARKED -> SCHEDULED` (a wake);
-/// `RUNNING -> DONE` (the closure returned).
+/// suspended to park); `PARKED -> SCHEDULED` (a wake, which then queues it); `RUNNING -> DONE`
+/// (the closure returned). A wake that finds it `SCHEDULED` or `RUNNING` sets `NOTIFIED` beside
+/// that state; a worker whose CAS `RUNNING -> PARKED` then fails reschedules it instead.
+///
+/// Every change after spawn is a read-modify-write (AcqRel), except the final store of `DONE`:
+/// wakers' writes reach the goroutine through this chain of RMWs, whichever side comes first.
 pub(crate) mod state {
     /// In exactly one run queue (or the run-next slot); owned by that queue.
     pub(crate) const SCHEDULED: u8 = 0;
     /// Being resumed by its worker.
     pub(crate) const RUNNING: u8 = 1;
-    /// Set beside `RUNNING` when a wake arrived while it was running.
+    /// Set beside `SCHEDULED` or `RUNNING` when a wake arrived meanwhile.
     pub(crate) const NOTIFIED: u8 = 2;
     /// Suspended and in no queue: only a wake makes it runnable again.
     pub(crate) const PARKED: u8 = 4;

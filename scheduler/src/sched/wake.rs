@@ -18,8 +18,14 @@ pub(crate) fn unpark(task: &TaskRef) {
     loop {
         let next = match current {
             state::PARKED => state::SCHEDULED,
-            state::RUNNING => state::RUNNING | state::NOTIFIED,
-            _ => return,
+            state::DONE => return,
+            // Queued or running: the goroutine will run (again) and re-check its condition.
+            // The RMW is still needed, even when it changes nothing: the worker's next RMW on
+            // `state` (its swap to RUNNING, or its CAS into PARKED) then reads from it and
+            // acquires the caller's writes. A plain load here would be the Dekker pattern
+            // (store condition, load state / store state, load condition), which can lose
+            // the wakeup even on x86.
+            other => other | state::NOTIFIED,
         };
         // AcqRel: Release publishes the caller's writes to the worker that resumes the
         // goroutine; Acquire pairs with the worker's AcqRel CAS into PARKED, so `home` and the

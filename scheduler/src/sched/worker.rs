@@ -278,9 +278,10 @@ impl WorkerLocal {
     /// Resumes `task` (starting it if it is new) until it finishes, yields or parks.
     fn run_task(&self, task: TaskRef) {
         let header = task.header();
-        // We took it from a queue, so we own it; Relaxed suffices because wakers only act on
-        // RUNNING and PARKED, which they read with Acquire from our later AcqRel CAS.
-        header.state.store(state::RUNNING, Ordering::Relaxed);
+        // We took it from a queue, so we own it. A swap, not a store: AcqRel reads from (and
+        // acquires) any waker's RMW that marked it NOTIFIED while it was queued, so what that
+        // waker wrote is visible when the goroutine re-checks its condition.
+        header.state.swap(state::RUNNING, Ordering::AcqRel);
         // SAFETY: a queued goroutine with a coroutine was started here (started goroutines are
         // only queued on their home worker), and we are on the native stack.
         let coro = match unsafe { header.take_coroutine() } {
@@ -353,7 +354,9 @@ impl WorkerLocal {
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                 // SAFETY: home thread, native stack.
                 unsafe { header.put_coroutine(coro) };
-                header.state.store(state::SCHEDULED, Ordering::Relaxed);
+                // A swap for the same reason as the one to RUNNING in `run_task`: a plain
+                // store would cut the chain of RMWs that carries wakers' writes forward.
+                header.state.swap(state::SCHEDULED, Ordering::AcqRel);
                 self.ready.borrow_mut().push_back(task);
                 self.prefer_local.set(true);
             }
@@ -374,7 +377,7 @@ impl WorkerLocal {
                     .is_err()
                 {
                     // Woken before it finished parking: run it again.
-                    header.state.store(state::SCHEDULED, Ordering::Relaxed);
+                    header.state.swap(state::SCHEDULED, Ordering::AcqRel);
                     self.ready.borrow_mut().push_back(task);
                 }
             }
