@@ -150,7 +150,7 @@ impl WorkerLocal {
     /// The next goroutine from this worker's own queues (and, now and then, the global one).
     fn next_local(&self) -> Option<TaskRef> {
         let tick = self.next_tick();
-        if tick % GLOBAL_QUEUE_INTERVAL == 0
+        if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL)
             && let Some(task) = self.steal_global()
         {
             return Some(task);
@@ -161,7 +161,7 @@ impl WorkerLocal {
         {
             return Some(task);
         }
-        if tick % LOCAL_FAIRNESS_INTERVAL == 0
+        if tick.is_multiple_of(LOCAL_FAIRNESS_INTERVAL)
             && let Some(task) = steal_one(&self.shared.remotes[self.index].stealer)
         {
             return Some(task);
