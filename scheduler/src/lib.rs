@@ -54,6 +54,7 @@ mod goroutine;
 mod runtime;
 mod sched;
 mod sync;
+pub mod time;
 
 use std::fmt;
 
@@ -62,6 +63,7 @@ pub use goroutine::join::JoinHandle;
 pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use runtime::{Runtime, ShutdownError};
 pub use sync::WaitGroup;
+pub use time::sleep;
 
 /// Spawns a goroutine on the runtime running the caller, Go's `go f()`.
 ///

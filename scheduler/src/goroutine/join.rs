@@ -40,7 +40,7 @@ impl JoinState {
         // under this lock earlier, so it is found here; one that comes later sees the flag.
         let waiter = self.waiter.lock().take();
         if let Some(waiter) = waiter {
-            waiter.wake();
+            waiter.notify(0);
         }
     }
 

@@ -8,7 +8,9 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
+use std::time::Instant;
+
+use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, ParkResult};
 
 const EMPTY: u8 = 0;
 const PARKED: u8 = 1;
@@ -30,9 +32,9 @@ impl Parker {
         self as *const Parker as usize
     }
 
-    /// Sleeps until [`unpark`](Self::unpark) is called, or returns at once if it was called
-    /// since the last `park` returned. May also return spuriously.
-    pub(crate) fn park(&self) {
+    /// Sleeps until [`unpark`](Self::unpark) is called or `deadline` passes, or returns at
+    /// once if `unpark` was called since the last `park` returned. May also return spuriously.
+    pub(crate) fn park(&self, deadline: Option<Instant>) {
         // Acquire: what the notifier published before its Release swap is visible on return.
         if self
             .state
@@ -53,15 +55,20 @@ impl Parker {
         loop {
             // SAFETY: the key is this parker's address, unique while it lives (it lives as
             // long as its worker); the callbacks neither panic nor call into parking_lot.
-            unsafe {
+            let result = unsafe {
                 parking_lot_core::park(
                     self.key(),
                     || self.state.load(Ordering::Relaxed) == PARKED,
                     || {},
                     |_, _| {},
                     DEFAULT_PARK_TOKEN,
-                    None,
-                );
+                    deadline,
+                )
+            };
+            if result == ParkResult::TimedOut {
+                // Back to EMPTY, consuming a notification that raced with the time-out.
+                self.state.swap(EMPTY, Ordering::Acquire);
+                return;
             }
             if self
                 .state

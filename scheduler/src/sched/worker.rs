@@ -29,6 +29,7 @@ use super::shared::{Shared, phase};
 use super::wake::unpark;
 use crate::goroutine::stack::StackPool;
 use crate::goroutine::task::{Coro, GoYielder, Header, NO_HOME, Suspend, TaskRef, state};
+use crate::time::timers::{self, TimerHeap};
 
 /// Consecutive `runnext` picks allowed before the other queues get a turn.
 const RUNNEXT_STREAK: u32 = 16;
@@ -53,6 +54,8 @@ pub(crate) struct WorkerLocal {
     /// find the parked ones. Each goroutine's `slot` is its index here.
     started: RefCell<Vec<TaskRef>>,
     stacks: RefCell<StackPool>,
+    /// Timers set by this worker's goroutines; fired by this worker between goroutines.
+    timers: RefCell<TimerHeap>,
     tick: Cell<u32>,
     runnext_streak: Cell<u32>,
     /// Set by a yield: the next pick prefers a goroutine that has not started yet.
@@ -75,6 +78,7 @@ impl WorkerLocal {
             current: RefCell::new(None),
             started: RefCell::new(Vec::new()),
             stacks: RefCell::new(stacks),
+            timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
             runnext_streak: Cell::new(0),
             prefer_local: Cell::new(false),
@@ -104,6 +108,11 @@ impl WorkerLocal {
             .map(|t| t.header() as *const Header)
     }
 
+    /// This worker's timers. Borrow briefly: never across a resume or a timer's action.
+    pub(crate) fn timers(&self) -> &RefCell<TimerHeap> {
+        &self.timers
+    }
+
     pub(crate) fn current_task(&self) -> Option<TaskRef> {
         self.current.borrow().clone()
     }
@@ -129,6 +138,7 @@ impl WorkerLocal {
             if !self.cancel_seen.get() && self.shared.phase() >= phase::CANCELLING {
                 self.cancel_started();
             }
+            timers::fire_due(&self.timers);
             if let Some(task) = self.next_local().or_else(|| self.search()) {
                 self.run_task(task);
                 continue;
@@ -139,6 +149,14 @@ impl WorkerLocal {
             self.park();
         }
         debug_assert!(self.started.borrow().is_empty());
+        // Callbacks still pending (a ticker, a context deadline) outlive the runtime's
+        // goroutines: the process-wide timer thread takes them over.
+        let global = timers::global_if_needed(&self.timers);
+        if let Some(global) = global {
+            for (deadline, action) in self.timers.borrow_mut().drain() {
+                global.push(deadline, action);
+            }
+        }
     }
 
     fn next_tick(&self) -> u32 {
@@ -268,7 +286,8 @@ impl WorkerLocal {
             || (shared.phase() >= phase::CANCELLING && !self.cancel_seen.get())
             || shared.phase() == phase::STOPPING;
         if !work_left {
-            remote.parker.park();
+            let next_timer = self.timers.borrow().next_deadline();
+            remote.parker.park(next_timer);
         }
         if shared.idle.after_wake(self.index) {
             self.searching.set(true);

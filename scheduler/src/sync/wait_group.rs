@@ -96,7 +96,7 @@ impl WaitGroup {
             Ok(1) => {
                 let waiters = std::mem::take(&mut *self.inner.waiters.lock());
                 for waiter in waiters {
-                    waiter.wake();
+                    waiter.notify(0);
                 }
             }
             Ok(_) => {}

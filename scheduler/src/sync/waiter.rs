@@ -1,28 +1,41 @@
 //! One blocked party, goroutine or plain thread, and how to wake it.
 //!
-//! Every blocking primitive follows the same pattern: make an [`Waiter`] for the current
+//! Every blocking primitive follows the same pattern: make a [`Waiter`] for the current
 //! context, register it under the primitive's lock after checking the condition there, then
 //! [`Waiter::wait`]. Whoever makes the condition true takes waiters out under the same lock and
-//! calls [`Waiter::wake`]. The `notified` flag makes the wait immune to spurious wakeups of the
-//! goroutine or thread (a stale wake meant for an earlier wait, `std::thread::park`'s own).
+//! calls [`Waiter::notify`]. A wait ends exactly once, with a notification or a time-out,
+//! decided by one CAS on `state`; so a notifier learns whether its notification was taken (and
+//! can pass a permit or a value to the next waiter if not), and a spurious wakeup of the
+//! goroutine or thread (a stale wake meant for an earlier wait, `std::thread::park`'s own) is
+//! just another turn of the wait loop.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, Thread};
+use std::time::Instant;
 
 use crate::goroutine::task::TaskRef;
 use crate::sched::context;
+
+/// `state` while the wait is open.
+const WAITING: usize = 0;
+/// `state` after the deadline passed first.
+const TIMED_OUT: usize = 1;
+/// `state` after `notify(token)`: `NOTIFIED + token`.
+const NOTIFIED: usize = 2;
 
 enum Target {
     Goroutine(TaskRef),
     Thread(Thread),
 }
 
-/// A goroutine or thread blocked until [`wake`](Waiter::wake) is called once.
+/// A goroutine or thread blocked until [`notify`](Waiter::notify) is called or a deadline
+/// passes, whichever comes first.
 pub(crate) struct Waiter {
-    /// Set with Release by `wake` after the waker's state changes; read with Acquire by
-    /// `wait`, so those changes are visible when `wait` returns.
-    notified: AtomicBool,
+    /// `WAITING`, `TIMED_OUT` or `NOTIFIED + token`; leaves `WAITING` once, by CAS. AcqRel on
+    /// the CAS and Acquire on the waiter's loads: what a notifier wrote before notifying is
+    /// visible to the waiter when it sees the notification.
+    state: AtomicUsize,
     target: Target,
 }
 
@@ -34,27 +47,110 @@ impl Waiter {
             None => Target::Thread(thread::current()),
         };
         Arc::new(Waiter {
-            notified: AtomicBool::new(false),
+            state: AtomicUsize::new(WAITING),
             target,
         })
     }
 
-    /// Wakes the waiter. Idempotent; callable from any thread.
-    pub(crate) fn wake(&self) {
-        self.notified.store(true, Ordering::Release);
+    /// Ends the wait with `token` (a `select` arm's index; 0 elsewhere) and wakes the waiter.
+    /// Returns false, doing nothing, if the wait had already ended.
+    pub(crate) fn notify(&self, token: usize) -> bool {
+        let ended = self
+            .state
+            .compare_exchange(
+                WAITING,
+                NOTIFIED + token,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if ended {
+            self.unpark();
+        }
+        ended
+    }
+
+    /// Ends the wait as timed out (a timer fired). Returns false if it had already ended.
+    pub(crate) fn time_out(&self) -> bool {
+        let ended = self.try_time_out();
+        if ended {
+            self.unpark();
+        }
+        ended
+    }
+
+    fn try_time_out(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn unpark(&self) {
         match &self.target {
             Target::Goroutine(task) => crate::sched::unpark(task),
             Target::Thread(thread) => thread.unpark(),
         }
     }
 
-    /// Blocks the current goroutine or thread (the one this waiter was made for) until woken.
-    pub(crate) fn wait(&self) {
-        while !self.notified.load(Ordering::Acquire) {
-            match &self.target {
-                Target::Goroutine(_) => context::park_current(),
-                Target::Thread(_) => thread::park(),
+    /// Whether the wait is still open (not notified, not timed out).
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.state.load(Ordering::Acquire) == WAITING
+    }
+
+    /// The token of the notification that ended the wait, if one did.
+    pub(crate) fn token(&self) -> Option<usize> {
+        self.state.load(Ordering::Acquire).checked_sub(NOTIFIED)
+    }
+
+    /// Blocks the current goroutine or thread (the one this waiter was made for) until
+    /// notified, and returns the token.
+    pub(crate) fn wait(self: &Arc<Self>) -> usize {
+        self.wait_until(None)
+            .expect("a wait without deadline cannot time out")
+    }
+
+    /// Blocks until notified (returning the token) or until `deadline` (returning `None`).
+    ///
+    /// A deadline in the past still checks for a notification that already arrived.
+    pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> Option<usize> {
+        match &self.target {
+            Target::Goroutine(_) => {
+                let armed = match deadline {
+                    Some(deadline) if deadline <= Instant::now() => {
+                        self.try_time_out();
+                        false
+                    }
+                    Some(deadline) => {
+                        crate::time::timers::arm_timeout(deadline, self);
+                        true
+                    }
+                    None => false,
+                };
+                while self.is_waiting() {
+                    context::park_current();
+                }
+                if armed && self.token().is_some() {
+                    // Notified first: the timer entry is garbage now.
+                    crate::time::timers::timeout_disarmed();
+                }
+            }
+            Target::Thread(_) => {
+                while self.is_waiting() {
+                    match deadline {
+                        None => thread::park(),
+                        Some(deadline) => {
+                            let now = Instant::now();
+                            if now >= deadline {
+                                // Either we time out here, or a notification won the race.
+                                self.try_time_out();
+                                break;
+                            }
+                            thread::park_timeout(deadline - now);
+                        }
+                    }
+                }
             }
         }
+        self.token()
     }
 }

@@ -1,0 +1,283 @@
+//! Where timers live and who fires them.
+//!
+//! A timer set by a goroutine goes into its worker's own [`TimerHeap`]: no lock, and the
+//! worker fires it between goroutines, or sleeps exactly until it is due when it has nothing
+//! else to do (see `WorkerLocal::park`). A timer set outside any runtime (a plain thread's
+//! `after`, a context deadline made in `main`) goes to one process-wide timer thread,
+//! `scheduler-timer`, started on first use and asleep whenever it has no timer due. Timers a
+//! worker still holds when its runtime stops are handed to that thread too, so none is lost.
+//!
+//! Actions run on the firing thread's own stack and must be short and never block: they wake a
+//! waiter, send on a channel with `try_send`, or cancel a context.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::sched::context;
+use crate::sync::waiter::Waiter;
+
+/// What a timer does when it fires.
+pub(crate) enum Action {
+    /// Ends a goroutine's wait as timed out (if it is still waiting).
+    TimeOut(Arc<Waiter>),
+    /// Runs a short callback.
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+impl Action {
+    fn fire(self) {
+        match self {
+            Action::TimeOut(waiter) => {
+                waiter.time_out();
+            }
+            Action::Run(f) => f(),
+        }
+    }
+
+    /// Whether firing it could still do anything.
+    fn is_live(&self) -> bool {
+        match self {
+            Action::TimeOut(waiter) => waiter.is_waiting(),
+            Action::Run(_) => true,
+        }
+    }
+}
+
+struct Entry {
+    deadline: Instant,
+    /// Breaks ties so that timers with one deadline fire in the order they were set.
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    /// Reversed, so that `BinaryHeap` (a max-heap) yields the earliest deadline first.
+    fn cmp(&self, other: &Entry) -> Ordering {
+        (other.deadline, other.seq).cmp(&(self.deadline, self.seq))
+    }
+}
+
+/// Timers ordered by deadline. Cancelled time-outs stay in the heap until they reach the top
+/// or until they are more than half of it, when the heap is rebuilt without them.
+#[derive(Default)]
+pub(crate) struct TimerHeap {
+    heap: BinaryHeap<Entry>,
+    seq: u64,
+    /// Entries known to be dead (their waiter was notified first).
+    stale: usize,
+}
+
+impl TimerHeap {
+    pub(crate) fn push(&mut self, deadline: Instant, action: Action) {
+        self.seq += 1;
+        self.heap.push(Entry {
+            deadline,
+            seq: self.seq,
+            action,
+        });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|e| e.deadline)
+    }
+
+    /// Removes and returns the earliest timer if it is due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
+        if self.heap.peek()?.deadline > now {
+            return None;
+        }
+        let entry = self.heap.pop()?;
+        if !entry.action.is_live() {
+            self.stale = self.stale.saturating_sub(1);
+        }
+        Some(entry.action)
+    }
+
+    /// Records that one entry became dead; compacts the heap when most of it is.
+    pub(crate) fn note_stale(&mut self) {
+        self.stale += 1;
+        if self.stale > 64 && self.stale * 2 > self.heap.len() {
+            self.heap.retain(|e| e.action.is_live());
+            self.stale = 0;
+        }
+    }
+
+    /// Takes every timer out, for handing over to another heap.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (Instant, Action)> + '_ {
+        self.stale = 0;
+        self.heap.drain().map(|e| (e.deadline, e.action))
+    }
+}
+
+/// Arms a time-out for `waiter`, which must belong to the running goroutine.
+pub(crate) fn arm_timeout(deadline: Instant, waiter: &Arc<Waiter>) {
+    let worker = context::current_worker().expect("scheduler: internal error: no worker");
+    worker
+        .timers()
+        .borrow_mut()
+        .push(deadline, Action::TimeOut(waiter.clone()));
+}
+
+/// The running goroutine's armed time-out became dead (its waiter was notified first).
+pub(crate) fn timeout_disarmed() {
+    if let Some(worker) = context::current_worker() {
+        worker.timers().borrow_mut().note_stale();
+    }
+}
+
+#[allow(dead_code)] // used by the channel timers
+/// Runs `f` at `deadline`, on the current worker if there is one, else on the timer thread.
+pub(crate) fn run_at(deadline: Instant, f: impl FnOnce() + Send + 'static) {
+    let action = Action::Run(Box::new(f));
+    match context::current_worker() {
+        Some(worker) => worker.timers().borrow_mut().push(deadline, action),
+        None => global().push(deadline, action),
+    }
+}
+
+/// Fires every timer of `heap` that is due now. The heap is borrowed only between firings, so
+/// an action may set new timers.
+pub(crate) fn fire_due(heap: &std::cell::RefCell<TimerHeap>) {
+    if heap.borrow().is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    loop {
+        let action = heap.borrow_mut().pop_due(now);
+        match action {
+            Some(action) => action.fire(),
+            None => return,
+        }
+    }
+}
+
+/// The timer thread, if `heap` holds timers that still matter (started only then).
+pub(crate) fn global_if_needed(
+    heap: &std::cell::RefCell<TimerHeap>,
+) -> Option<&'static GlobalTimers> {
+    let mut heap = heap.borrow_mut();
+    heap.heap.retain(|e| e.action.is_live());
+    (!heap.is_empty()).then(global)
+}
+
+/// The process-wide timer thread's heap.
+pub(crate) struct GlobalTimers {
+    heap: Mutex<TimerHeap>,
+    changed: Condvar,
+}
+
+/// The timer thread, started on first use.
+pub(crate) fn global() -> &'static GlobalTimers {
+    static GLOBAL: OnceLock<&'static GlobalTimers> = OnceLock::new();
+    GLOBAL.get_or_init(|| {
+        let timers: &'static GlobalTimers = Box::leak(Box::new(GlobalTimers {
+            heap: Mutex::new(TimerHeap::default()),
+            changed: Condvar::new(),
+        }));
+        thread::Builder::new()
+            .name("scheduler-timer".into())
+            .spawn(move || timers.run())
+            .expect("scheduler: cannot start the timer thread");
+        timers
+    })
+}
+
+impl GlobalTimers {
+    pub(crate) fn push(&self, deadline: Instant, action: Action) {
+        let mut heap = self.heap.lock();
+        let earlier = heap.next_deadline().is_none_or(|next| deadline < next);
+        heap.push(deadline, action);
+        if earlier {
+            self.changed.notify_one();
+        }
+    }
+
+    fn run(&self) {
+        let mut heap = self.heap.lock();
+        loop {
+            let now = Instant::now();
+            while let Some(action) = heap.pop_due(now) {
+                // Run without the lock: the action may set another timer.
+                drop(heap);
+                action.fire();
+                heap = self.heap.lock();
+            }
+            match heap.next_deadline() {
+                Some(deadline) => {
+                    self.changed.wait_until(&mut heap, deadline);
+                }
+                None => self.changed.wait(&mut heap),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+    use std::time::Duration;
+
+    #[test]
+    fn heap_fires_in_deadline_order() {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut heap = TimerHeap::default();
+        let base = Instant::now();
+        for (i, ms) in [30u64, 10, 20, 10].into_iter().enumerate() {
+            let order = order.clone();
+            heap.push(
+                base + Duration::from_millis(ms),
+                Action::Run(Box::new(move || order.lock().push(i))),
+            );
+        }
+        assert!(heap.pop_due(base).is_none());
+        while let Some(action) = heap.pop_due(base + Duration::from_millis(30)) {
+            action.fire();
+        }
+        assert_eq!(*order.lock(), vec![1, 3, 2, 0]);
+    }
+
+    #[test]
+    fn global_timer_thread_runs_callbacks() {
+        let fired = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for ms in [5u64, 1, 3] {
+            let fired = fired.clone();
+            let tx = tx.clone();
+            global().push(
+                Instant::now() + Duration::from_millis(ms),
+                Action::Run(Box::new(move || {
+                    fired.fetch_add(1, AtomicOrdering::SeqCst);
+                    tx.send(()).unwrap();
+                })),
+            );
+        }
+        for _ in 0..3 {
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        assert_eq!(fired.load(AtomicOrdering::SeqCst), 3);
+    }
+}
