@@ -139,7 +139,15 @@ impl WorkerLocal {
                 self.cancel_started();
             }
             timers::fire_due(&self.timers);
-            if let Some(task) = self.next_local().or_else(|| self.search()) {
+            if let Some(task) = self.next_local() {
+                // Woken as a searcher but found work at home: stop searching before running
+                // it, or other workers would trust a searcher that is busy (none would be
+                // woken for new work, and none could start searching).
+                self.stop_searching();
+                self.run_task(task);
+                continue;
+            }
+            if let Some(task) = self.search() {
                 self.run_task(task);
                 continue;
             }
@@ -233,12 +241,16 @@ impl WorkerLocal {
             self.searching.set(true);
         }
         let task = self.steal_global().or_else(|| self.steal_from_others())?;
-        self.searching.set(false);
-        if self.shared.idle.stop_searching() {
+        self.stop_searching();
+        Some(task)
+    }
+
+    /// Leaves the searching state, if in it, before running a goroutine found.
+    fn stop_searching(&self) {
+        if self.searching.replace(false) && self.shared.idle.stop_searching() {
             // The last searcher found work; there may be more: let another worker look.
             self.shared.notify_work();
         }
-        Some(task)
     }
 
     /// Steals half of a random victim's not-yet-started goroutines.
