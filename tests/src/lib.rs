@@ -1,1 +1,235 @@
 //! Shared helpers for the scheduler integration tests.
+//!
+//! The tests live in `tests/tests/*.rs`, one file per theme. The helpers here keep them from
+//! hanging (a lost wakeup must fail a test with a message, not stall CI), give them a way to
+//! hold a worker thread on purpose (to force work stealing without relying on luck), and read
+//! panic payloads and the process's thread list.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::hint::black_box;
+use std::panic;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use scheduler::{Runtime, WaitGroup};
+
+/// The limit [`watchdog`] callers use for a test's whole body: generous, because CI runs the
+/// suite in debug mode on two shared cores, yet it turns a hang into a failure with a message.
+pub const HANG_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long [`spin_until`] waits for a condition that other workers must make true before it
+/// declares the scheduler stuck.
+pub const SPIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `f` on a fresh thread and returns its value, or fails the calling test if `f` has not
+/// finished within `limit`.
+///
+/// Use it around anything that could hang on a lost wakeup or a deadlock: the test then fails
+/// with a message naming `what` instead of stalling the whole suite. A panic inside `f` is
+/// resumed on the caller, so assertions inside `f` fail the test as usual. On a timeout the
+/// stuck thread is left behind (it cannot be killed); the test binary exits anyway once every
+/// test has finished.
+///
+/// # Panics
+///
+/// If `f` panics, or does not finish within `limit`.
+pub fn watchdog<T, F>(what: &str, limit: Duration, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name(format!("watchdog: {what}"))
+        .spawn(move || {
+            let value = f();
+            // The receiver is gone only if the watchdog already gave up on us.
+            let _ = tx.send(value);
+        })
+        .expect("cannot start a watchdog thread");
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            thread
+                .join()
+                .expect("the watched thread panicked after it sent its value");
+            value
+        }
+        // The sender was dropped without a value: `f` panicked.
+        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(payload) => panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the watched thread ended without sending its value"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+            "{what}: did not finish within {limit:?}; the scheduler looks stuck \
+             (a lost wakeup or a deadlock)"
+        ),
+    }
+}
+
+/// Spins the calling OS thread until `cond` returns true, failing with a message naming `what`
+/// after `limit`.
+///
+/// Inside a goroutine this deliberately holds the worker thread: goroutines are not
+/// preempted, so nothing else runs on that worker while it spins, and whatever `cond` waits
+/// for must be done by *another* worker. The tests use that to make work stealing a
+/// certainty rather than luck. Between polls it yields the OS thread (not the goroutine), so
+/// it stays cheap on a single loaded CPU.
+///
+/// # Panics
+///
+/// If `cond` is still false after `limit`.
+pub fn spin_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still not true after {limit:?}"
+        );
+        thread::yield_now();
+    }
+}
+
+/// `rounds` rounds of xorshift64 from `seed`, hidden from the optimiser: CPU work of a
+/// known, bounded size that cannot be skipped. Never returns 0 for a non-zero seed.
+pub fn busy_work(seed: u64, rounds: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..rounds {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = black_box(x);
+    }
+    x
+}
+
+/// The message of a panic payload, if it is a `&str` or a `String` (what `panic!` makes).
+pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// Runs `f`, expects it to panic, and returns the panic's message.
+///
+/// # Panics
+///
+/// If `f` returns normally, or panics with a payload that is not a string.
+pub fn expect_panic<R: Debug>(f: impl FnOnce() -> R) -> String {
+    match panic::catch_unwind(panic::AssertUnwindSafe(f)) {
+        Ok(value) => panic!("expected a panic, got {value:?}"),
+        Err(payload) => panic_message(&*payload)
+            .expect("the panic payload is not a string")
+            .to_owned(),
+    }
+}
+
+/// A runtime with `procs` workers and default stacks.
+///
+/// # Panics
+///
+/// If the runtime cannot be built.
+pub fn runtime(procs: usize) -> Runtime {
+    Runtime::builder()
+        .procs(procs)
+        .build()
+        .unwrap_or_else(|err| panic!("cannot build a runtime with {procs} procs: {err}"))
+}
+
+/// A set of OS threads, shared between goroutines: who ran what.
+#[derive(Clone, Default)]
+pub struct ThreadSet {
+    inner: Arc<Mutex<HashSet<ThreadId>>>,
+}
+
+impl ThreadSet {
+    /// An empty set.
+    pub fn new() -> ThreadSet {
+        ThreadSet::default()
+    }
+
+    /// Adds the calling thread and returns its id.
+    pub fn record_current(&self) -> ThreadId {
+        let id = thread::current().id();
+        self.lock().insert(id);
+        id
+    }
+
+    /// How many distinct threads were recorded.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no thread was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<ThreadId>> {
+        // A poisoned set still holds valid ids; the panic that poisoned it fails its own test.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The names (`comm`, at most 15 bytes) of this process's threads, from `/proc/self/task`.
+/// Threads that exit while it reads are skipped.
+///
+/// # Panics
+///
+/// If `/proc/self/task` cannot be read.
+pub fn thread_names() -> Vec<String> {
+    let dir = std::fs::read_dir("/proc/self/task").expect("cannot read /proc/self/task");
+    dir.filter_map(|entry| {
+        let path = entry.ok()?.path().join("comm");
+        let name = std::fs::read_to_string(path).ok()?;
+        Some(name.trim_end().to_owned())
+    })
+    .collect()
+}
+
+/// How many threads of this process are scheduler workers (named `scheduler-worker-N`; the
+/// kernel keeps the first 15 bytes of a thread's name).
+pub fn worker_thread_count() -> usize {
+    thread_names()
+        .iter()
+        .filter(|name| name.starts_with("scheduler-work"))
+        .count()
+}
+
+/// Moves `rt` into one of its own goroutines, runs `f(rt)` there under `catch_unwind`, and
+/// returns the caught panic's message, or `None` if `f` returned normally. For testing what a
+/// runtime does when it is shut down or dropped by its own goroutine.
+///
+/// The runtime's workers are left running afterwards: nobody can join them any more.
+///
+/// # Panics
+///
+/// If the goroutine itself fails (its `join` returns `Err`).
+pub fn run_in_own_goroutine(rt: Runtime, f: fn(Runtime)) -> Option<String> {
+    let slot: Arc<Mutex<Option<Runtime>>> = Arc::new(Mutex::new(None));
+    let gate = WaitGroup::new();
+    gate.add(1);
+    let (s, g) = (slot.clone(), gate.clone());
+    let h = rt.spawn(move || {
+        g.wait();
+        let rt = s
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the runtime was handed over");
+        panic::catch_unwind(panic::AssertUnwindSafe(move || f(rt)))
+            .err()
+            .map(|p| {
+                panic_message(&*p)
+                    .unwrap_or("<non-string payload>")
+                    .to_owned()
+            })
+    });
+    *slot.lock().unwrap() = Some(rt);
+    gate.done();
+    h.join().expect("catch_unwind caught the panic")
+}

@@ -1,0 +1,210 @@
+//! Shutting a runtime down: dropping it waits for every goroutine, and `shutdown_timeout`
+//! cancels the ones that are still blocked at the deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use scheduler::{Cancelled, JoinHandle, WaitGroup};
+use scheduler_tests::{HANG_LIMIT, runtime, watchdog};
+
+/// Sets its flag when dropped: shows that a goroutine's destructors ran.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Deadline for shutdowns that must time out: long enough for nothing, since what they wait
+/// for never happens.
+const SHORT: Duration = Duration::from_millis(50);
+
+#[test]
+fn drop_waits_for_every_goroutine_detached_ones_included() {
+    const PARENTS: usize = 16;
+    const CHILDREN: usize = 8;
+    const YIELDS: usize = 50;
+    let (work, flags) = watchdog("drop waits", HANG_LIMIT, || {
+        let rt = runtime(2);
+        let work = Arc::new(AtomicUsize::new(0));
+        let flags: Vec<Arc<AtomicBool>> = (0..PARENTS)
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
+        for flag in &flags {
+            let (work, flag) = (work.clone(), flag.clone());
+            // Handles dropped at once: nobody joins these, only the runtime's drop waits.
+            rt.spawn(move || {
+                for _ in 0..CHILDREN {
+                    let work = work.clone();
+                    drop(scheduler::spawn(move || {
+                        for _ in 0..YIELDS {
+                            scheduler::yield_now();
+                            work.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }));
+                }
+                for _ in 0..YIELDS {
+                    scheduler::yield_now();
+                }
+                flag.store(true, Ordering::Relaxed);
+            });
+        }
+        drop(rt);
+        let flags: Vec<bool> = flags.iter().map(|f| f.load(Ordering::Relaxed)).collect();
+        (work.load(Ordering::Relaxed), flags)
+    });
+    assert_eq!(work, PARENTS * CHILDREN * YIELDS);
+    assert!(flags.iter().all(|&f| f), "unfinished parents: {flags:?}");
+}
+
+#[test]
+fn drop_waits_for_a_goroutine_blocked_until_a_plain_thread_releases_it() {
+    watchdog("drop waits for a blocked goroutine", HANG_LIMIT, || {
+        let rt = runtime(2);
+        let gate = WaitGroup::new();
+        gate.add(1);
+        let finished = Arc::new(AtomicBool::new(false));
+        let (started_tx, started_rx) = mpsc::channel();
+        let (g, f) = (gate.clone(), finished.clone());
+        drop(rt.spawn(move || {
+            started_tx.send(()).unwrap();
+            g.wait();
+            f.store(true, Ordering::SeqCst);
+        }));
+        started_rx.recv().unwrap();
+        // Released by another thread once this one is inside `drop`, or before; either way the
+        // drop must not return before the goroutine finished.
+        let releaser = std::thread::spawn(move || gate.done());
+        drop(rt);
+        assert!(finished.load(Ordering::SeqCst));
+        releaser.join().unwrap();
+    });
+}
+
+#[test]
+fn shutdown_timeout_returns_ok_when_everything_finishes() {
+    watchdog("shutdown in time", HANG_LIMIT, || {
+        let rt = runtime(2);
+        let hits = Arc::new(AtomicUsize::new(0));
+        for _ in 0..100 {
+            let hits = hits.clone();
+            rt.spawn(move || {
+                scheduler::yield_now();
+                hits.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        rt.shutdown_timeout(HANG_LIMIT)
+            .expect("every goroutine finishes in time");
+        assert_eq!(hits.load(Ordering::Relaxed), 100);
+    });
+}
+
+#[test]
+fn shutdown_timeout_cancels_a_goroutine_blocked_forever() {
+    watchdog("shutdown cancels", HANG_LIMIT, || {
+        let rt = runtime(2);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let after_wait = Arc::new(AtomicBool::new(false));
+        let (started_tx, started_rx) = mpsc::channel();
+        let never = WaitGroup::new();
+        never.add(1);
+        let (d, a, n) = (dropped.clone(), after_wait.clone(), never.clone());
+        let handle = rt.spawn(move || {
+            let _guard = SetOnDrop(d);
+            started_tx.send(()).unwrap();
+            n.wait(); // nobody ever calls done
+            a.store(true, Ordering::SeqCst);
+        });
+        // It has started and is about to park on the group that never completes.
+        started_rx.recv().unwrap();
+
+        let err = rt
+            .shutdown_timeout(SHORT)
+            .expect_err("a goroutine blocked forever cannot finish in time");
+        assert_eq!(err.remaining(), 1);
+        assert!(err.to_string().contains('1'), "message: {err}");
+        assert!(dropped.load(Ordering::SeqCst), "its destructor did not run");
+        assert!(
+            !after_wait.load(Ordering::SeqCst),
+            "the cancelled wait returned normally"
+        );
+        let payload = handle
+            .join()
+            .expect_err("a cancelled goroutine has no result");
+        assert!(
+            payload.is::<Cancelled>(),
+            "payload is not scheduler::Cancelled"
+        );
+        assert_eq!(never.count(), 1);
+    });
+}
+
+#[test]
+fn shutdown_timeout_cancels_goroutines_blocked_in_every_way() {
+    watchdog("shutdown cancels several", HANG_LIMIT, || {
+        let rt = runtime(2);
+        let never = WaitGroup::new();
+        never.add(1);
+        let started = WaitGroup::new();
+        let guards: Vec<Arc<AtomicBool>> =
+            (0..3).map(|_| Arc::new(AtomicBool::new(false))).collect();
+
+        // Blocked on a WaitGroup.
+        started.add(3);
+        let (g, n, s) = (guards[0].clone(), never.clone(), started.clone());
+        let waiter = rt.spawn(move || {
+            let _guard = SetOnDrop(g);
+            s.done();
+            n.wait();
+        });
+        // Blocked joining a goroutine that is itself blocked.
+        let (g, n, s) = (guards[1].clone(), never.clone(), started.clone());
+        let joiner = rt.spawn(move || {
+            let _guard = SetOnDrop(g);
+            let inner = scheduler::spawn(move || n.wait());
+            s.done();
+            inner.join()
+        });
+        // Yielding forever: a suspension point every time round.
+        let (g, s) = (guards[2].clone(), started.clone());
+        let spinner = rt.spawn(move || {
+            let _guard = SetOnDrop(g);
+            s.done();
+            loop {
+                scheduler::yield_now();
+            }
+        });
+        started.wait();
+        // A plain thread blocked in a join when the shutdown comes.
+        let (tx, rx) = mpsc::channel::<JoinHandle<()>>();
+        let plain = std::thread::spawn(move || rx.recv().unwrap().join());
+        tx.send(waiter).unwrap();
+
+        let err = rt
+            .shutdown_timeout(SHORT)
+            .expect_err("blocked goroutines cannot finish in time");
+        // waiter, joiner, joiner's inner goroutine, spinner.
+        assert_eq!(err.remaining(), 4);
+        for (i, g) in guards.iter().enumerate() {
+            assert!(g.load(Ordering::SeqCst), "guard {i} was not dropped");
+        }
+        let payload = plain.join().unwrap().expect_err("the waiter was cancelled");
+        assert!(payload.is::<Cancelled>());
+        let payload = joiner.join().expect_err("the joiner was cancelled");
+        assert!(payload.is::<Cancelled>());
+        let payload = spinner.join().expect_err("the spinner was cancelled");
+        assert!(payload.is::<Cancelled>());
+    });
+}
+
+#[test]
+fn drop_from_own_goroutine_panics() {
+    let msg = watchdog("drop from own goroutine", HANG_LIMIT, || {
+        scheduler_tests::run_in_own_goroutine(runtime(2), drop)
+    });
+    let msg = msg.expect("dropping a runtime from its own goroutine must panic");
+    assert!(msg.contains("own goroutines"), "message: {msg:?}");
+}
