@@ -106,7 +106,8 @@ impl Runtime {
 
     /// Spawns a goroutine from anywhere: a plain thread, or a goroutine of any runtime.
     ///
-    /// From outside, it goes on the global queue and an idle worker is woken for it.
+    /// From outside, it goes on the global queue, and a parked worker is woken for it unless
+    /// another worker is already looking for work.
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -139,7 +140,7 @@ impl Runtime {
     ///
     /// # Panics
     ///
-    /// When called from one of this runtime's own goroutines.
+    /// When called from one of this runtime's own goroutines (it would wait for itself).
     ///
     /// # Examples
     ///
@@ -154,14 +155,18 @@ impl Runtime {
         self.shutdown(Instant::now().checked_add(timeout))
     }
 
+    fn called_from_own_goroutine(&self) -> bool {
+        context::current_worker().is_some_and(|w| w.belongs_to(&self.shared))
+    }
+
     fn shutdown(&mut self, deadline: Option<Instant>) -> Result<(), ShutdownError> {
         if self.threads.is_empty() {
             return Ok(());
         }
-        if context::current_worker().is_some_and(|w| w.belongs_to(&self.shared)) {
+        if self.called_from_own_goroutine() {
             panic!(
-                "scheduler: a Runtime cannot be shut down or dropped from one of its own \
-                 goroutines (it would wait for itself)"
+                "scheduler: shutdown_timeout called from one of the runtime's own goroutines \
+                 (it would wait for itself)"
             );
         }
         let remaining = self.shared.wait_all_done(deadline);
@@ -183,7 +188,16 @@ impl Runtime {
 }
 
 impl Drop for Runtime {
+    /// Waits for every goroutine, then joins the worker threads.
+    ///
+    /// Dropped by one of its own goroutines, it cannot wait for itself: the runtime then
+    /// winds down on its own, its workers exiting when the last goroutine finishes.
     fn drop(&mut self) {
+        if self.called_from_own_goroutine() {
+            self.shared.detach();
+            self.threads.clear();
+            return;
+        }
         let _ = self.shutdown(None);
     }
 }
@@ -204,7 +218,8 @@ pub struct ShutdownError {
 }
 
 impl ShutdownError {
-    /// How many goroutines were unfinished at the deadline and had to be cancelled.
+    /// How many goroutines were unfinished at the deadline, when cancellation began (a few
+    /// may have finished normally while it ran).
     pub fn remaining(&self) -> usize {
         self.remaining
     }

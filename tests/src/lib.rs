@@ -204,7 +204,8 @@ pub fn worker_thread_count() -> usize {
 /// returns the caught panic's message, or `None` if `f` returned normally. For testing what a
 /// runtime does when it is shut down or dropped by its own goroutine.
 ///
-/// The runtime's workers are left running afterwards: nobody can join them any more.
+/// If `f` panics, the runtime's workers are left running afterwards (nobody can join them any
+/// more); if it drops the runtime, the runtime winds down once its goroutines finish.
 ///
 /// # Panics
 ///

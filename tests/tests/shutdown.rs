@@ -199,12 +199,3 @@ fn shutdown_timeout_cancels_goroutines_blocked_in_every_way() {
         assert!(payload.is::<Cancelled>());
     });
 }
-
-#[test]
-fn drop_from_own_goroutine_panics() {
-    let msg = watchdog("drop from own goroutine", HANG_LIMIT, || {
-        scheduler_tests::run_in_own_goroutine(runtime(2), drop)
-    });
-    let msg = msg.expect("dropping a runtime from its own goroutine must panic");
-    assert!(msg.contains("own goroutines"), "message: {msg:?}");
-}

@@ -8,9 +8,9 @@ use scheduler_tests::{HANG_LIMIT, run_in_own_goroutine, runtime, watchdog};
 
 #[test]
 fn shutdown_timeout_from_own_goroutine_panics_instead_of_aborting() {
-    // Known library bug at the time of writing: `shutdown_timeout(self)` panics while it still
-    // owns the runtime, the runtime's `Drop` then runs during the unwind and panics again
-    // ("panic in a destructor during cleanup"), and the process aborts.
+    // Regression: `shutdown_timeout(self)` panics while it still owns the runtime, and the
+    // runtime's `Drop` then runs during the unwind; it used to panic again there ("panic in a
+    // destructor during cleanup"), aborting the process.
     let msg = watchdog("shutdown_timeout from own goroutine", HANG_LIMIT, || {
         run_in_own_goroutine(runtime(2), |rt| {
             let _ = rt.shutdown_timeout(Duration::from_millis(10));

@@ -222,6 +222,10 @@ where
         // SAFETY: the closure has been taken by this thread (run/cancel), so nobody else
         // touches `stage` until `complete` publishes it to the JoinHandle.
         unsafe { *self.stage.get() = Stage::Finished(result) };
+        // Count the goroutine out before releasing its joiner, so that once `join` returns
+        // the goroutine no longer shows in `num_goroutines`.
+        // SAFETY: the runtime is alive: this goroutine has not finished yet.
+        unsafe { &*self.header.shared }.finished_one();
         self.join.complete();
     }
 

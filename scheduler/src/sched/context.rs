@@ -53,6 +53,18 @@ pub(crate) fn current_task() -> Option<TaskRef> {
     current_worker().and_then(|w| w.current_task())
 }
 
+/// Whether the caller may suspend its goroutine: it runs inside one, and that goroutine is not
+/// unwinding a panic.
+///
+/// std keeps the "panicking" count per OS thread. A goroutine suspended in the middle of an
+/// unwind (a destructor that blocks) would leave that count raised for every other goroutine
+/// of its worker: their `std::thread::panicking()` would be true, their std mutex guards would
+/// poison, and a panic in any of them would abort as a panic during a panic. So a goroutine
+/// that is unwinding never suspends: its waits block the worker thread instead.
+pub(crate) fn can_suspend() -> bool {
+    in_goroutine() && !std::thread::panicking()
+}
+
 /// Whether the calling code runs inside a goroutine.
 pub(crate) fn in_goroutine() -> bool {
     current_worker().is_some_and(|w| w.current_header().is_some())
@@ -65,9 +77,10 @@ pub(crate) fn park_current() {
 }
 
 /// Suspends the running goroutine behind the others that are ready on its worker.
-/// Returns false (and does nothing) outside a goroutine.
+/// Returns false (and does nothing) outside a goroutine, or when it may not suspend
+/// ([`can_suspend`]).
 pub(crate) fn yield_current() -> bool {
-    if !in_goroutine() {
+    if !can_suspend() {
         return false;
     }
     suspend_current(Suspend::Yield);
@@ -85,20 +98,8 @@ fn suspend_current(why: Suspend) {
     // SAFETY: as above: the running goroutine suspends itself through its own yielder.
     unsafe { header.yielder() }.suspend(why);
     if header.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-        unwind_cancelled();
+        // A goroutine suspends only when it is not unwinding (`can_suspend`), so this starts
+        // its one and only unwind. resume_unwind skips the panic hook: nothing is printed.
+        panic::resume_unwind(Box::new(crate::Cancelled));
     }
-}
-
-/// Unwinds a goroutine that a forced shutdown cancelled, so that its destructors run.
-#[cold]
-fn unwind_cancelled() -> ! {
-    if std::thread::panicking() {
-        // A destructor blocked while the goroutine was already unwinding: it can never be
-        // woken, and a second unwind would abort anyway. Say why.
-        eprintln!(
-            "scheduler: a goroutine blocked in a destructor while a forced shutdown unwound it"
-        );
-        std::process::abort();
-    }
-    panic::resume_unwind(Box::new(crate::Cancelled));
 }

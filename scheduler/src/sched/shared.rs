@@ -2,7 +2,7 @@
 //! parker, the idle bookkeeping, and the goroutine count that shutdown waits on.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crossbeam_deque::{Injector, Stealer};
@@ -53,6 +53,9 @@ pub(crate) struct Shared {
     /// One of [`phase`]'s values; only moves forward. Written by the Runtime handle, read by
     /// workers between goroutines.
     phase: AtomicU8,
+    /// Set when the `Runtime` handle was dropped by one of its own goroutines: the last
+    /// goroutine to finish then stops the workers (nobody is left to wait for them).
+    detached: AtomicBool,
     /// Shutdown sleeps here until `live` reaches 0.
     all_done: Mutex<()>,
     all_done_cv: Condvar,
@@ -77,6 +80,7 @@ impl Shared {
             live: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             phase: AtomicU8::new(phase::RUNNING),
+            detached: AtomicBool::new(false),
             all_done: Mutex::new(()),
             all_done_cv: Condvar::new(),
         }
@@ -125,9 +129,20 @@ impl Shared {
         if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             // Lock before notifying: a shutdown that read `live != 0` under this lock is
             // already waiting on the condvar, so it cannot miss this notification.
-            let _lock = self.all_done.lock();
+            drop(self.all_done.lock());
             self.all_done_cv.notify_all();
+            // Acquire: the detaching goroutine stored the flag before it finished, and its
+            // finish is in the RMW chain this fetch_sub read from.
+            if self.detached.load(Ordering::Acquire) {
+                self.set_phase(phase::STOPPING);
+            }
         }
+    }
+
+    /// The `Runtime` handle is gone, dropped by a goroutine of this runtime (which therefore
+    /// still counts as live): stop the workers when the last goroutine finishes.
+    pub(crate) fn detach(&self) {
+        self.detached.store(true, Ordering::Release);
     }
 
     /// Waits until no goroutine is live, or until `deadline`. Returns the number still live.

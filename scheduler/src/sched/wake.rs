@@ -9,7 +9,7 @@ use crate::goroutine::task::{TaskRef, state};
 
 /// Wakes `task`: a parked goroutine is queued on its home worker; one that is still running
 /// (it is about to park, or has not parked yet) is marked so that its next park returns at
-/// once. Waking a queued or finished goroutine does nothing.
+/// once. Waking a queued goroutine only marks it; waking a finished one does nothing.
 ///
 /// Whatever the caller wrote before this call is visible to the goroutine when it runs.
 pub(crate) fn unpark(task: &TaskRef) {

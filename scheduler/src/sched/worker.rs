@@ -2,7 +2,8 @@
 //!
 //! Its run queues, all owned by the worker thread:
 //!
-//! * `runnext`: the goroutine most recently woken by a goroutine of this worker. It runs next,
+//! * `runnext`: the goroutine most recently woken on this thread (by a goroutine of this
+//!   worker, a timer it fired, or a cancellation). It runs next,
 //!   so a ping-pong pair hands over without a queue round trip; a streak limit keeps such a
 //!   pair from starving the rest.
 //! * `ready`: started goroutines that are runnable again (yielded, woken, or displaced from
@@ -333,7 +334,6 @@ impl WorkerLocal {
         if self.shared.phase() >= phase::CANCELLING {
             header.state.store(state::DONE, Ordering::Release);
             task.cancel();
-            self.shared.finished_one();
             return None;
         }
         let stack = match self.stacks.borrow_mut().take() {
@@ -379,8 +379,8 @@ impl WorkerLocal {
             Ok(CoroutineResult::Return(())) => {
                 header.state.store(state::DONE, Ordering::Release);
                 self.stacks.borrow_mut().give(coro.into_stack());
+                // The goroutine counted itself out (`Task::finish`) before returning.
                 self.unregister(header);
-                self.shared.finished_one();
             }
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                 // SAFETY: home thread, native stack.
