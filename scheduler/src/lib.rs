@@ -50,10 +50,13 @@
 #![warn(missing_docs)]
 
 mod builder;
+pub mod chan;
+pub mod context;
 mod goroutine;
 mod runtime;
 mod sched;
-mod sync;
+mod select;
+pub mod sync;
 pub mod time;
 
 use std::fmt;
@@ -63,6 +66,13 @@ pub use goroutine::join::JoinHandle;
 pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use runtime::{Runtime, ShutdownError};
 pub use sync::WaitGroup;
+
+/// What the macros expand to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::chan::{RecvOp, SendOp};
+    pub use crate::select::{Mode, Selectable, select};
+}
 pub use time::sleep;
 
 /// Spawns a goroutine on the runtime running the caller, Go's `go f()`.
@@ -91,7 +101,8 @@ where
 }
 
 /// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines
-/// that are ready on its worker, and goroutines that have not started yet go first.
+/// that are ready on its worker, with one goroutine that has not started yet (if any) going
+/// first.
 ///
 /// Outside a goroutine it yields the thread ([`std::thread::yield_now`]).
 pub fn yield_now() {

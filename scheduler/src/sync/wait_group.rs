@@ -4,10 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
-
+use super::locked::Locked;
 use super::waiter::Waiter;
 use crate::JoinHandle;
+use crate::context::{Context, ContextError};
+use crate::select::{Mode, SelectWaiter, Selectable, sealed, select};
 
 /// A counter of outstanding work that goroutines and threads can wait on reaching zero.
 ///
@@ -52,13 +53,14 @@ pub struct WaitGroup {
 
 #[derive(Default)]
 struct Inner {
-    /// Outstanding work. `done` decrements with AcqRel (Release: the worker's effects reach the
-    /// waiter); waiters read it with Acquire.
+    /// Outstanding work. `done` decrements with Release (its caller's effects reach the
+    /// waiter, which reads the count with Acquire); the decrement to zero happens under the
+    /// `waiters` lock.
     count: AtomicUsize,
-    /// Blocked waiters, woken all at once when the count reaches zero. A waiter checks the
-    /// count under this lock before it registers, and `done` takes this lock after the count
-    /// reached zero, so no waiter can register after the final `done` looked.
-    waiters: Mutex<Vec<Arc<Waiter>>>,
+    /// Blocked waiters with their tokens, woken all at once when the count reaches zero. A
+    /// waiter checks the count under this lock before it registers, and `done` takes this lock
+    /// after the count reached zero, so no waiter can register after the final `done` looked.
+    waiters: Locked<Vec<(Arc<Waiter>, usize)>>,
 }
 
 impl WaitGroup {
@@ -87,36 +89,74 @@ impl WaitGroup {
     /// `scheduler: negative WaitGroup counter` if the counter is zero (more `done`s than
     /// `add`s); the counter stays at zero.
     pub fn done(&self) {
-        let prev = self
+        // Above one, nobody can be released: a lock-free decrement. Reaching zero and taking
+        // the waiters happen in one critical section, so a waiter that returns early (it saw
+        // zero) and registers again after a new `add` is not released by this `done`.
+        let above_one = self
             .inner
             .count
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
-        match prev {
-            Err(_) => panic!("scheduler: negative WaitGroup counter"),
-            Ok(1) => {
-                let waiters = std::mem::take(&mut *self.inner.waiters.lock());
-                for waiter in waiters {
-                    waiter.notify(0);
-                }
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |c| {
+                (c > 1).then(|| c - 1)
+            })
+            .is_ok();
+        if above_one {
+            return;
+        }
+        let waiters = {
+            let mut waiters = self.inner.waiters.lock();
+            let released =
+                self.inner
+                    .count
+                    .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
+            match released {
+                Err(_) => None,
+                Ok(1) => Some(std::mem::take(&mut *waiters)),
+                Ok(_) => Some(Vec::new()),
             }
-            Ok(_) => {}
+        };
+        let Some(waiters) = waiters else {
+            panic!("scheduler: negative WaitGroup counter");
+        };
+        for (waiter, token) in waiters {
+            waiter.notify(token);
         }
     }
 
     /// Blocks until the counter is zero. Returns at once if it is zero already.
     pub fn wait(&self) {
-        if self.count() == 0 {
-            return;
+        if self.count() != 0 {
+            crate::select::select_one(&mut WaitOp::new(self), Mode::Block);
         }
-        let waiter = Waiter::for_current();
-        {
-            let mut waiters = self.inner.waiters.lock();
-            if self.count() == 0 {
-                return;
-            }
-            waiters.push(waiter.clone());
+    }
+
+    /// Blocks until the counter is zero or `ctx` ends.
+    ///
+    /// # Errors
+    ///
+    /// The context's error if it ended first (or had ended already).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use scheduler::context::{Context, ContextError};
+    ///
+    /// let wg = scheduler::WaitGroup::new();
+    /// wg.add(1); // never done
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    /// assert_eq!(wg.wait_ctx(&ctx), Err(ContextError::DeadlineExceeded));
+    /// ```
+    pub fn wait_ctx(&self, ctx: &Context) -> Result<(), ContextError> {
+        if let Some(err) = ctx.err() {
+            return Err(err);
         }
-        waiter.wait();
+        let done = ctx.done();
+        let mut wait = WaitOp::new(self);
+        let mut cancelled = crate::chan::RecvOp::new(&done);
+        match select(&mut [&mut wait, &mut cancelled], Mode::Block) {
+            Some(0) => Ok(()),
+            _ => Err(ctx.err_or_canceled()),
+        }
     }
 
     /// The current counter. Only a snapshot: other goroutines may change it at any time.
@@ -156,6 +196,59 @@ impl WaitGroup {
             let _guard = guard;
             f()
         })
+    }
+}
+
+/// Waiting for a WaitGroup's counter to reach zero, as a `select` arm.
+struct WaitOp<'a> {
+    group: &'a Inner,
+    registered: Option<Arc<Waiter>>,
+}
+
+impl<'a> WaitOp<'a> {
+    fn new(group: &'a WaitGroup) -> WaitOp<'a> {
+        WaitOp {
+            group: &group.inner,
+            registered: None,
+        }
+    }
+}
+
+impl sealed::Sealed for WaitOp<'_> {}
+
+impl Selectable for WaitOp<'_> {
+    fn lock_addr(&self) -> usize {
+        self.group.waiters.addr()
+    }
+
+    fn lock(&self) {
+        self.group.waiters.raw_lock();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller holds the lock (trait contract).
+        unsafe { self.group.waiters.raw_unlock() };
+    }
+
+    unsafe fn try_complete(&mut self) -> bool {
+        self.group.count.load(Ordering::Acquire) == 0
+    }
+
+    unsafe fn enqueue(&mut self, waiter: &SelectWaiter, token: usize) {
+        // SAFETY: the caller holds the lock; the reference ends with this statement.
+        unsafe { self.group.waiters.data_mut() }.push((waiter.0.clone(), token));
+        self.registered = Some(waiter.0.clone());
+    }
+
+    unsafe fn finish(&mut self, _waiter: &SelectWaiter, won: bool) {
+        let Some(waiter) = self.registered.take() else {
+            return;
+        };
+        if !won {
+            // SAFETY: the caller holds the lock; the reference ends with this statement.
+            let waiters = unsafe { self.group.waiters.data_mut() };
+            waiters.retain(|(w, _)| !Arc::ptr_eq(w, &waiter));
+        }
     }
 }
 

@@ -41,10 +41,13 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     /// A waiter for the calling goroutine, or for the calling thread outside a goroutine.
+    ///
+    /// A goroutine that is unwinding a panic waits as a thread: it blocks its worker rather
+    /// than suspend mid-unwind (see [`context::can_suspend`]).
     pub(crate) fn for_current() -> Arc<Waiter> {
         let target = match context::current_task() {
-            Some(task) => Target::Goroutine(task),
-            None => Target::Thread(thread::current()),
+            Some(task) if !thread::panicking() => Target::Goroutine(task),
+            _ => Target::Thread(thread::current()),
         };
         Arc::new(Waiter {
             state: AtomicUsize::new(WAITING),
@@ -126,9 +129,14 @@ impl Waiter {
                     }
                     None => false,
                 };
+                // If the goroutine is cancelled while parked, it unwinds out of park_current:
+                // the guard then ends the wait, so that notifiers skip this waiter and its
+                // timer is dead.
+                let guard = EndOnUnwind(self);
                 while self.is_waiting() {
                     context::park_current();
                 }
+                std::mem::forget(guard);
                 if armed && self.token().is_some() {
                     // Notified first: the timer entry is garbage now.
                     crate::time::timers::timeout_disarmed();
@@ -152,5 +160,14 @@ impl Waiter {
             }
         }
         self.token()
+    }
+}
+
+/// Ends a goroutine's wait as timed out if the goroutine unwinds out of it.
+struct EndOnUnwind<'a>(&'a Waiter);
+
+impl Drop for EndOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.try_time_out();
     }
 }

@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::chan::RecvOp;
+use crate::context::{Context, ContextError};
 use crate::sched::context;
+use crate::select::{Mode, select_one};
 use crate::sync::waiter::Waiter;
 
 /// Sleeps for `duration`, Go's `time.Sleep`.
@@ -38,7 +41,7 @@ pub fn sleep(duration: Duration) {
 
 /// Sleeps until `deadline`; returns at once if it has passed.
 pub fn sleep_until(deadline: Instant) {
-    if context::in_goroutine() {
+    if context::can_suspend() {
         let waiter = Waiter::for_current();
         // Nobody else knows this waiter, so only the deadline ends the wait.
         waiter.wait_until(Some(deadline));
@@ -47,5 +50,38 @@ pub fn sleep_until(deadline: Instant) {
         if deadline > now {
             std::thread::sleep(deadline - now);
         }
+    }
+}
+
+/// Sleeps for `duration` unless `ctx` ends first.
+///
+/// # Errors
+///
+/// The context's error if it ended before the time was up (or had ended already).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use scheduler::context::{Context, ContextError};
+///
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// rt.block_on(|| {
+///     let (ctx, cancel) = Context::background().with_cancel();
+///     cancel.cancel();
+///     let err = scheduler::time::sleep_ctx(Duration::from_secs(3600), &ctx);
+///     assert_eq!(err, Err(ContextError::Canceled));
+/// });
+/// ```
+pub fn sleep_ctx(duration: Duration, ctx: &Context) -> Result<(), ContextError> {
+    if let Some(err) = ctx.err() {
+        return Err(err);
+    }
+    let done = ctx.done();
+    let mut cancelled = RecvOp::new(&done);
+    if select_one(&mut cancelled, Mode::after(duration)) {
+        Err(ctx.err_or_canceled())
+    } else {
+        Ok(())
     }
 }

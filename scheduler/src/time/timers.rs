@@ -148,7 +148,6 @@ pub(crate) fn timeout_disarmed() {
     }
 }
 
-#[allow(dead_code)] // used by the channel timers
 /// Runs `f` at `deadline`, on the current worker if there is one, else on the timer thread.
 pub(crate) fn run_at(deadline: Instant, f: impl FnOnce() + Send + 'static) {
     let action = Action::Run(Box::new(f));

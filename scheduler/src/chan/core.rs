@@ -1,0 +1,209 @@
+//! The channel itself: a buffer, two queues of blocked parties and a closed flag, under one
+//! lock, as Go's `hchan`.
+//!
+//! Invariants (under the lock):
+//! * `recvq` holds receivers only while the buffer is empty, and `sendq` holds senders only
+//!   while the buffer is full (for a rendezvous channel, capacity 0, "full" always holds), so at
+//!   most one of them holds parties that are still waiting.
+//! * A party in a queue may have stopped waiting (timed out, or another `select` arm won):
+//!   whoever dequeues it tries to end its wait, and on failure skips it.
+//! * Once `closed`, no value enters the buffer and both queues are empty.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::sync::locked::Locked;
+use crate::sync::waiter::Waiter;
+
+/// A blocked send or receive: the waiter, the token that tells it which operation completed,
+/// and the value moving between the two sides.
+pub(crate) struct Slot<T> {
+    pub(crate) waiter: Arc<Waiter>,
+    pub(crate) token: usize,
+    /// A sender's offered value, or the value handed to a receiver. Only touched under the
+    /// channel's lock; the mutex is there to make the slot shareable, and is never contended.
+    pub(crate) value: Mutex<Option<T>>,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new(waiter: &Arc<Waiter>, token: usize, value: Option<T>) -> Arc<Slot<T>> {
+        Arc::new(Slot {
+            waiter: waiter.clone(),
+            token,
+            value: Mutex::new(value),
+        })
+    }
+}
+
+/// Why a non-blocking send failed; carries the value back.
+pub(crate) enum TrySend<T> {
+    Full(T),
+    Closed(T),
+}
+
+/// Why a non-blocking receive failed.
+pub(crate) enum TryRecv {
+    Empty,
+    Closed,
+}
+
+pub(crate) struct State<T> {
+    buf: VecDeque<T>,
+    /// `usize::MAX` for an unbounded channel; 0 for a rendezvous.
+    cap: usize,
+    closed: bool,
+    /// Live `Sender`s; the channel closes when the last one drops (unless `keep_open`).
+    pub(crate) senders: usize,
+    /// Live `Receiver`s; sends fail once the last one drops.
+    pub(crate) receivers: usize,
+    /// Never closed by the count of senders: for timer channels, which Go never closes.
+    keep_open: bool,
+    recvq: VecDeque<Arc<Slot<T>>>,
+    sendq: VecDeque<Arc<Slot<T>>>,
+}
+
+/// A channel shared by its senders and receivers.
+pub(crate) struct Chan<T> {
+    pub(crate) state: Locked<State<T>>,
+}
+
+impl<T> Chan<T> {
+    pub(crate) fn new(cap: usize, keep_open: bool) -> Arc<Chan<T>> {
+        Arc::new(Chan {
+            state: Locked::new(State {
+                buf: VecDeque::new(),
+                cap,
+                closed: false,
+                senders: 1,
+                receivers: 1,
+                keep_open,
+                recvq: VecDeque::new(),
+                sendq: VecDeque::new(),
+            }),
+        })
+    }
+}
+
+impl<T> State<T> {
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Sends without blocking: straight to a waiting receiver, else into the buffer.
+    pub(crate) fn try_send(&mut self, mut value: T) -> Result<(), TrySend<T>> {
+        if self.closed {
+            return Err(TrySend::Closed(value));
+        }
+        while let Some(slot) = self.recvq.pop_front() {
+            *slot.value.lock() = Some(value);
+            if slot.waiter.notify(slot.token) {
+                return Ok(());
+            }
+            // That receiver stopped waiting (timed out, or chose another arm): next one.
+            value = slot.value.lock().take().expect("value just stored");
+        }
+        if self.buf.len() < self.cap {
+            self.buf.push_back(value);
+            return Ok(());
+        }
+        Err(TrySend::Full(value))
+    }
+
+    /// Receives without blocking: from the buffer (refilling it from a blocked sender), else
+    /// straight from a blocked sender.
+    pub(crate) fn try_recv(&mut self) -> Result<T, TryRecv> {
+        if let Some(value) = self.buf.pop_front() {
+            // Room in the buffer now: move the first still-waiting sender's value in.
+            while let Some(slot) = self.sendq.pop_front() {
+                if slot.waiter.notify(slot.token) {
+                    let sent = slot
+                        .value
+                        .lock()
+                        .take()
+                        .expect("a blocked sender offers a value");
+                    self.buf.push_back(sent);
+                    break;
+                }
+            }
+            return Ok(value);
+        }
+        while let Some(slot) = self.sendq.pop_front() {
+            if slot.waiter.notify(slot.token) {
+                return Ok(slot
+                    .value
+                    .lock()
+                    .take()
+                    .expect("a blocked sender offers a value"));
+            }
+        }
+        if self.closed {
+            Err(TryRecv::Closed)
+        } else {
+            Err(TryRecv::Empty)
+        }
+    }
+
+    pub(crate) fn enqueue_recv(&mut self, slot: Arc<Slot<T>>) {
+        self.recvq.push_back(slot);
+    }
+
+    pub(crate) fn enqueue_send(&mut self, slot: Arc<Slot<T>>) {
+        self.sendq.push_back(slot);
+    }
+
+    /// Removes a receiver's slot that is still queued.
+    pub(crate) fn dequeue_recv(&mut self, slot: &Arc<Slot<T>>) {
+        remove_slot(&mut self.recvq, slot);
+    }
+
+    /// Removes a sender's slot that is still queued.
+    pub(crate) fn dequeue_send(&mut self, slot: &Arc<Slot<T>>) {
+        remove_slot(&mut self.sendq, slot);
+    }
+
+    /// Closes the channel: wakes every blocked receiver (who then finds it closed and empty)
+    /// and every blocked sender (who gets its value back). Returns false if already closed.
+    pub(crate) fn close(&mut self) -> bool {
+        if self.closed {
+            return false;
+        }
+        self.closed = true;
+        for slot in self.recvq.drain(..).chain(self.sendq.drain(..)) {
+            slot.waiter.notify(slot.token);
+        }
+        true
+    }
+
+    /// The last `Sender` went away.
+    pub(crate) fn drop_sender(&mut self) {
+        self.senders -= 1;
+        if self.senders == 0 && !self.keep_open {
+            self.close();
+        }
+    }
+
+    /// The last `Receiver` went away: nobody can receive, so sends fail from now on.
+    pub(crate) fn drop_receiver(&mut self) {
+        self.receivers -= 1;
+        if self.receivers == 0 {
+            self.close();
+        }
+    }
+}
+
+fn remove_slot<T>(queue: &mut VecDeque<Arc<Slot<T>>>, slot: &Arc<Slot<T>>) {
+    // Search from the back: a slot still queued when its wait ended is usually recent.
+    if let Some(pos) = queue.iter().rposition(|s| Arc::ptr_eq(s, slot)) {
+        queue.remove(pos);
+    }
+}

@@ -1,0 +1,351 @@
+//! [`Sender`] and [`Receiver`]: the two ends of a channel.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::core::{Chan, TryRecv, TrySend};
+use super::error::{
+    RecvCtxError, RecvError, RecvTimeoutError, SendCtxError, SendError, SendTimeoutError,
+    TryRecvError, TrySendError,
+};
+use super::ops::{RecvOp, SendOp};
+use crate::context::Context;
+use crate::select::{Mode, select, select_one};
+
+/// The sending end of a channel. Clone it to send from several goroutines.
+///
+/// The channel closes when every `Sender` is dropped, or when [`close`](Self::close) is called.
+pub struct Sender<T> {
+    pub(crate) chan: Arc<Chan<T>>,
+}
+
+/// The receiving end of a channel. Clone it to receive from several goroutines; each value is
+/// received once.
+///
+/// Iterating over a receiver (`for v in &rx`) receives until the channel is closed and empty.
+pub struct Receiver<T> {
+    pub(crate) chan: Arc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, blocking while the channel is full (for a rendezvous channel: until a
+    /// receiver takes it).
+    ///
+    /// Inside a goroutine, only the goroutine blocks. A value handed to a receiver that was
+    /// already waiting goes straight to it, and that receiver runs next on its worker.
+    ///
+    /// # Errors
+    ///
+    /// The value back in a [`SendError`] if the channel is closed (also when it closes while
+    /// this send waits).
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let mut op = SendOp::on(&self.chan, value);
+        select_one(&mut op, Mode::Block);
+        op.outcome()
+    }
+
+    /// Sends if that is possible without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] or [`TrySendError::Disconnected`], with the value.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.chan.state.lock().try_send(value).map_err(|e| match e {
+            TrySend::Full(v) => TrySendError::Full(v),
+            TrySend::Closed(v) => TrySendError::Disconnected(v),
+        })
+    }
+
+    /// Sends, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Disconnected`], with the value.
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_mode(value, Mode::after(timeout))
+    }
+
+    /// Sends, waiting for room until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.send_mode(value, Mode::Until(deadline))
+    }
+
+    fn send_mode(&self, value: T, mode: Mode) -> Result<(), SendTimeoutError<T>> {
+        let mut op = SendOp::on(&self.chan, value);
+        if select_one(&mut op, mode) {
+            op.outcome()
+                .map_err(|SendError(v)| SendTimeoutError::Disconnected(v))
+        } else {
+            let value = op
+                .take_value()
+                .expect("an unsent value stays with the operation");
+            Err(SendTimeoutError::Timeout(value))
+        }
+    }
+
+    /// Sends, unless `ctx` ends first.
+    ///
+    /// # Errors
+    ///
+    /// [`SendCtxError::Context`] with the context's error if it ended first (or had already
+    /// ended), [`SendCtxError::Disconnected`] if the channel is closed; both with the value.
+    pub fn send_ctx(&self, value: T, ctx: &Context) -> Result<(), SendCtxError<T>> {
+        if let Some(err) = ctx.err() {
+            return Err(SendCtxError::Context(err, value));
+        }
+        let done = ctx.done();
+        let mut send = SendOp::on(&self.chan, value);
+        let mut cancel = RecvOp::on(&done.chan);
+        match select(&mut [&mut send, &mut cancel], Mode::Block) {
+            Some(0) => send
+                .outcome()
+                .map_err(|SendError(v)| SendCtxError::Disconnected(v)),
+            _ => {
+                let value = send
+                    .take_value()
+                    .expect("an unsent value stays with the operation");
+                Err(SendCtxError::Context(ctx.err_or_canceled(), value))
+            }
+        }
+    }
+
+    /// Closes the channel, like Go's `close(ch)`: receivers get what is buffered, then
+    /// [`RecvError`]; every send from now on fails. Every blocked receiver and sender wakes.
+    ///
+    /// Returns false if the channel was already closed (Go would panic; closing twice is
+    /// harmless here).
+    pub fn close(&self) -> bool {
+        self.chan.state.lock().close()
+    }
+
+    /// Whether the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        self.chan.state.lock().is_closed()
+    }
+
+    /// Values buffered now.
+    pub fn len(&self) -> usize {
+        self.chan.state.lock().len()
+    }
+
+    /// Whether nothing is buffered now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer's capacity: `Some(0)` for a rendezvous channel, `None` if unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        capacity(&self.chan)
+    }
+}
+
+fn capacity<T>(chan: &Chan<T>) -> Option<usize> {
+    let cap = chan.state.lock().cap();
+    (cap != usize::MAX).then_some(cap)
+}
+
+impl<T> Receiver<T> {
+    /// Receives a value, blocking until one is available.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once the channel is closed and empty.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        let mut op = RecvOp::on(&self.chan);
+        select_one(&mut op, Mode::Block);
+        op.outcome()
+    }
+
+    /// Receives if a value is available now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] or [`TryRecvError::Disconnected`].
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.state.lock().try_recv().map_err(|e| match e {
+            TryRecv::Empty => TryRecvError::Empty,
+            TryRecv::Closed => TryRecvError::Disconnected,
+        })
+    }
+
+    /// Receives, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_mode(Mode::after(timeout))
+    }
+
+    /// Receives, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.recv_mode(Mode::Until(deadline))
+    }
+
+    fn recv_mode(&self, mode: Mode) -> Result<T, RecvTimeoutError> {
+        let mut op = RecvOp::on(&self.chan);
+        if select_one(&mut op, mode) {
+            op.outcome()
+                .map_err(|RecvError| RecvTimeoutError::Disconnected)
+        } else {
+            Err(RecvTimeoutError::Timeout)
+        }
+    }
+
+    /// Receives, unless `ctx` ends first.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvCtxError::Context`] with the context's error if it ended first (or had already
+    /// ended); [`RecvCtxError::Disconnected`] once the channel is closed and empty.
+    pub fn recv_ctx(&self, ctx: &Context) -> Result<T, RecvCtxError> {
+        if let Some(err) = ctx.err() {
+            return Err(RecvCtxError::Context(err));
+        }
+        let done = ctx.done();
+        let mut recv = RecvOp::on(&self.chan);
+        let mut cancel = RecvOp::on(&done.chan);
+        match select(&mut [&mut recv, &mut cancel], Mode::Block) {
+            Some(0) => recv
+                .outcome()
+                .map_err(|RecvError| RecvCtxError::Disconnected),
+            _ => Err(RecvCtxError::Context(ctx.err_or_canceled())),
+        }
+    }
+
+    /// An iterator that receives until the channel is closed and empty.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the values available now, without blocking.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Whether the channel is closed (values may still be buffered).
+    pub fn is_closed(&self) -> bool {
+        self.chan.state.lock().is_closed()
+    }
+
+    /// Values buffered now.
+    pub fn len(&self) -> usize {
+        self.chan.state.lock().len()
+    }
+
+    /// Whether nothing is buffered now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer's capacity: `Some(0)` for a rendezvous channel, `None` if unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        capacity(&self.chan)
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.chan.state.lock().senders += 1;
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Receiver<T> {
+        self.chan.state.lock().receivers += 1;
+        Receiver {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.chan.state.lock().drop_sender();
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.chan.state.lock().drop_receiver();
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+/// Receives until the channel is closed and empty; see [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Receives what is available without blocking; see [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Receives until the channel is closed and empty, owning the receiver.
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}

@@ -1,0 +1,255 @@
+//! Cancellation contexts, Go's `context` package: a tree of scopes that end by cancellation or
+//! by deadline, carried into every wait so that none outlives the work it serves.
+//!
+//! A [`Context`] ends once: when its [`CancelHandle`] is used or dropped, when its deadline
+//! passes, or when its parent ends (cancelling a parent cancels every descendant). Once it has
+//! ended, [`Context::err`] says why and [`Context::done`], a receiver usable in
+//! [`select!`](crate::select!), is closed. Blocking calls take a context through their `_ctx`
+//! variants ([`Receiver::recv_ctx`](crate::chan::Receiver::recv_ctx),
+//! [`Sender::send_ctx`](crate::chan::Sender::send_ctx), [`sleep_ctx`](crate::time::sleep_ctx),
+//! [`WaitGroup::wait_ctx`](crate::WaitGroup::wait_ctx)) and return its error promptly.
+//!
+//! # Dropping a `CancelHandle` cancels
+//!
+//! In Go, losing a `cancel` function leaks the context until its parent ends. Here the handle
+//! owns the context's life: dropping it cancels the context and releases its place in the
+//! parent, as Rust values release their resources on drop. Keep the handle alive (`let (ctx,
+//! _cancel) = ...`) for as long as the context should live; `let (ctx, _) = ...` cancels it at
+//! once.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use scheduler::chan;
+//! use scheduler::context::{Context, ContextError};
+//!
+//! let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+//! rt.block_on(|| {
+//!     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(20));
+//!     let (_tx, rx) = chan::bounded::<i32>(0); // nobody ever sends
+//!     let err = rx.recv_ctx(&ctx).unwrap_err();
+//!     assert_eq!(err, chan::RecvCtxError::Context(ContextError::DeadlineExceeded));
+//! });
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::chan::{self, Receiver, Sender};
+use crate::time::timers;
+
+/// Why a context ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContextError {
+    /// Its `CancelHandle` (or an ancestor's) cancelled it.
+    Canceled,
+    /// Its deadline (or an ancestor's) passed.
+    DeadlineExceeded,
+}
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContextError::Canceled => f.write_str("context canceled"),
+            ContextError::DeadlineExceeded => f.write_str("context deadline exceeded"),
+        }
+    }
+}
+
+impl std::error::Error for ContextError {}
+
+/// A scope of work that can end; cheap to clone (clones share the scope).
+#[derive(Clone)]
+pub struct Context {
+    node: Arc<Node>,
+}
+
+/// Ends a [`Context`]: by [`cancel`](Self::cancel), or when dropped.
+#[must_use = "dropping a CancelHandle cancels its context at once"]
+pub struct CancelHandle {
+    node: Arc<Node>,
+}
+
+struct Node {
+    /// Keeps the ancestors (and so their deadlines and cancellation) alive.
+    parent: Option<Arc<Node>>,
+    deadline: Option<Instant>,
+    /// Closed when the context ends; `done()` hands out clones of the receiver.
+    done_tx: Sender<()>,
+    done_rx: Receiver<()>,
+    state: Mutex<NodeState>,
+}
+
+#[derive(Default)]
+struct NodeState {
+    err: Option<ContextError>,
+    /// Descendants to cancel with this node, by address. Weak: a child lives as long as its
+    /// own handles, and removes itself from here when it ends.
+    children: HashMap<usize, Weak<Node>>,
+}
+
+impl Node {
+    fn new(parent: Option<Arc<Node>>, deadline: Option<Instant>) -> Arc<Node> {
+        let (done_tx, done_rx) = chan::never_closing(0);
+        Arc::new(Node {
+            parent,
+            deadline,
+            done_tx,
+            done_rx,
+            state: Mutex::new(NodeState::default()),
+        })
+    }
+
+    fn key(self: &Arc<Node>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
+    /// Ends this node and its descendants with `err`, unless it has ended already.
+    fn cancel(self: &Arc<Node>, err: ContextError) {
+        let children = {
+            let mut state = self.state.lock();
+            if state.err.is_some() {
+                return;
+            }
+            state.err = Some(err);
+            std::mem::take(&mut state.children)
+        };
+        self.done_tx.close();
+        for child in children.into_values().filter_map(|c| c.upgrade()) {
+            child.cancel(err);
+        }
+        if let Some(parent) = &self.parent {
+            parent.state.lock().children.remove(&self.key());
+        }
+    }
+
+    fn err(self: &Arc<Node>) -> Option<ContextError> {
+        let err = self.state.lock().err;
+        if err.is_none() && self.deadline.is_some_and(|d| d <= Instant::now()) {
+            // The timer has not fired yet, but the deadline has passed: end it now, so that
+            // `err` and `done` never disagree.
+            self.cancel(ContextError::DeadlineExceeded);
+            return self.state.lock().err;
+        }
+        err
+    }
+}
+
+impl Context {
+    /// The root context: never cancelled, no deadline (Go's `context.Background()`).
+    pub fn background() -> Context {
+        Context {
+            node: Node::new(None, None),
+        }
+    }
+
+    /// A child that ends when `cancel` is called on the handle, the handle is dropped, or this
+    /// context ends (Go's `context.WithCancel`).
+    pub fn with_cancel(&self) -> (Context, CancelHandle) {
+        self.child(self.node.deadline)
+    }
+
+    /// A child that also ends at `deadline` with [`ContextError::DeadlineExceeded`] (Go's
+    /// `context.WithDeadline`). Its deadline is never later than this context's.
+    pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
+        let deadline = match self.node.deadline {
+            Some(parent) if parent <= deadline => return self.child(Some(parent)),
+            _ => deadline,
+        };
+        let (ctx, handle) = self.child(Some(deadline));
+        if deadline <= Instant::now() {
+            ctx.node.cancel(ContextError::DeadlineExceeded);
+        } else {
+            let node = Arc::downgrade(&ctx.node);
+            timers::run_at(deadline, move || {
+                if let Some(node) = node.upgrade() {
+                    node.cancel(ContextError::DeadlineExceeded);
+                }
+            });
+        }
+        (ctx, handle)
+    }
+
+    /// A child that also ends `timeout` from now (Go's `context.WithTimeout`).
+    pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.with_deadline(deadline),
+            None => self.with_cancel(),
+        }
+    }
+
+    fn child(&self, deadline: Option<Instant>) -> (Context, CancelHandle) {
+        let node = Node::new(Some(self.node.clone()), deadline);
+        let parent_err = {
+            let mut state = self.node.state.lock();
+            if state.err.is_none() {
+                state.children.insert(node.key(), Arc::downgrade(&node));
+            }
+            state.err
+        };
+        if let Some(err) = parent_err {
+            node.cancel(err);
+        }
+        (Context { node: node.clone() }, CancelHandle { node })
+    }
+
+    /// A receiver that is closed when the context ends: `recv` on it blocks until then, and
+    /// it is ready in [`select!`](crate::select!) from then on.
+    pub fn done(&self) -> Receiver<()> {
+        self.node.done_rx.clone()
+    }
+
+    /// Why the context ended, or `None` while it has not.
+    pub fn err(&self) -> Option<ContextError> {
+        self.node.err()
+    }
+
+    /// Whether the context has ended.
+    pub fn is_done(&self) -> bool {
+        self.err().is_some()
+    }
+
+    /// The deadline, if this context or an ancestor has one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline
+    }
+
+    /// The error of a context that `done` reported ended.
+    pub(crate) fn err_or_canceled(&self) -> ContextError {
+        self.err().unwrap_or(ContextError::Canceled)
+    }
+}
+
+impl CancelHandle {
+    /// Ends the context (and its descendants) with [`ContextError::Canceled`], unless it has
+    /// ended already. Idempotent.
+    pub fn cancel(&self) {
+        self.node.cancel(ContextError::Canceled);
+    }
+}
+
+impl Drop for CancelHandle {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("deadline", &self.deadline())
+            .field("err", &self.err())
+            .finish()
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle").finish_non_exhaustive()
+    }
+}

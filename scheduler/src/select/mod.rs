@@ -1,0 +1,239 @@
+//! `select`: wait on several operations at once and complete exactly one of them.
+//!
+//! The driver follows Go's `selectgo`. It takes the locks of every arm in address order (each
+//! lock once), then
+//!
+//! 1. looks at the arms in a random order and completes the first that is ready, so that when
+//!    several are ready each is chosen with equal probability;
+//! 2. if none is ready and the caller may wait, registers one [`Waiter`] with every arm, each
+//!    with its own token (the arm's index), and releases the locks;
+//! 3. sleeps until one arm's counterparty ends the wait with that arm's token (or the deadline
+//!    passes), since a wait ends exactly once, no other arm can complete;
+//! 4. takes the locks again and withdraws the registrations, collecting the winner's outcome.
+//!
+//! Holding every lock during steps 1 and 2 is what makes them atomic: no arm can become ready
+//! unnoticed between the look and the registration, and nobody can end the wait while it is
+//! being registered. Plain `send`, `recv` and their time-outs are a `select` of one arm.
+
+mod macros;
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sync::waiter::Waiter;
+
+/// How long [`select`] may wait when no arm is ready.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// Until an arm is ready.
+    Block,
+    /// Not at all (a `default` arm).
+    NonBlock,
+    /// Until the deadline (a `default(timeout)` arm).
+    Until(Instant),
+}
+
+impl Mode {
+    /// A `default(timeout)` arm's mode.
+    pub fn after(timeout: Duration) -> Mode {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => Mode::Until(deadline),
+            None => Mode::Block,
+        }
+    }
+}
+
+pub(crate) mod sealed {
+    /// Keeps [`Selectable`](super::Selectable) implemented by this crate only.
+    pub trait Sealed {}
+}
+
+/// The queue-side token a selecting waiter registers with. Opaque outside this crate.
+#[doc(hidden)]
+pub struct SelectWaiter(pub(crate) Arc<Waiter>);
+
+/// One arm of a `select`: an operation that is ready now, or can queue a waiter to be told
+/// when it completes. Implemented by this crate's channel and wait operations only.
+///
+/// Every method but `lock_addr`/`lock` requires the caller to hold the arm's lock, taken with
+/// `lock` (they are called by the select driver only).
+#[doc(hidden)]
+pub trait Selectable: sealed::Sealed {
+    /// Identifies the lock: arms sharing a lock return the same address.
+    fn lock_addr(&self) -> usize;
+    /// Takes the arm's lock.
+    fn lock(&self);
+    /// Releases the arm's lock.
+    ///
+    /// # Safety
+    /// The caller holds it, through `lock`.
+    unsafe fn unlock(&self);
+    /// Completes the operation if it can complete now, keeping the outcome.
+    ///
+    /// # Safety
+    /// The caller holds the lock.
+    unsafe fn try_complete(&mut self) -> bool;
+    /// Queues `waiter`, to be notified with `token` when the operation completes.
+    ///
+    /// # Safety
+    /// The caller holds the lock.
+    unsafe fn enqueue(&mut self, waiter: &SelectWaiter, token: usize);
+    /// Withdraws the registration; if `won`, collects the outcome the notifier left.
+    ///
+    /// # Safety
+    /// The caller holds the lock.
+    unsafe fn finish(&mut self, waiter: &SelectWaiter, won: bool);
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let local = 0u8;
+    let addr = &local as *const u8 as u64;
+    let time = Instant::now().elapsed().as_nanos() as u64;
+    splitmix(addr ^ time.rotate_left(32) ^ 0x2545_F491_4F6C_DD1D)
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// A uniformly random number below `n` (n > 0).
+fn random_below(n: usize) -> usize {
+    let x = RNG.with(|rng| {
+        let x = splitmix(rng.get());
+        rng.set(x);
+        x
+    });
+    ((x as u128 * n as u128) >> 64) as usize
+}
+
+/// Arm indices in the order to visit them: a random permutation for fairness, and the
+/// distinct locks in address order for deadlock-free locking.
+struct Plan {
+    poll: Vec<usize>,
+    locks: Vec<usize>,
+}
+
+impl Plan {
+    fn new(ops: &[&mut dyn Selectable]) -> Plan {
+        let n = ops.len();
+        let mut poll: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            poll.swap(i, random_below(i + 1));
+        }
+        let mut locks: Vec<usize> = (0..n).collect();
+        locks.sort_by_key(|&i| ops[i].lock_addr());
+        locks.dedup_by_key(|i| ops[*i].lock_addr());
+        Plan { poll, locks }
+    }
+
+    fn lock(&self, ops: &[&mut dyn Selectable]) {
+        for &i in &self.locks {
+            ops[i].lock();
+        }
+    }
+
+    fn unlock(&self, ops: &[&mut dyn Selectable]) {
+        for &i in self.locks.iter().rev() {
+            // SAFETY: `lock` took exactly these locks, once each.
+            unsafe { ops[i].unlock() };
+        }
+    }
+}
+
+/// Waits for `mode`'s deadline, if any, still possible.
+fn wait_deadline(mode: Mode) -> Result<Option<Instant>, ()> {
+    match mode {
+        Mode::Block => Ok(None),
+        Mode::NonBlock => Err(()),
+        Mode::Until(deadline) if deadline <= Instant::now() => Err(()),
+        Mode::Until(deadline) => Ok(Some(deadline)),
+    }
+}
+
+/// [`select`] with a single arm, without the bookkeeping: plain `send` and `recv`.
+pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode) -> bool {
+    op.lock();
+    // SAFETY: the arm's lock is held from `lock` to `unlock` (the same for the blocks below).
+    if unsafe { op.try_complete() } {
+        // SAFETY: see above.
+        unsafe { op.unlock() };
+        return true;
+    }
+    let Ok(deadline) = wait_deadline(mode) else {
+        // SAFETY: see above.
+        unsafe { op.unlock() };
+        return false;
+    };
+    let waiter = SelectWaiter(Waiter::for_current());
+    // SAFETY: see above.
+    unsafe {
+        op.enqueue(&waiter, 0);
+        op.unlock();
+    }
+    let won = waiter.0.wait_until(deadline) == Some(0);
+    op.lock();
+    // SAFETY: the lock is held again.
+    unsafe {
+        op.finish(&waiter, won);
+        op.unlock();
+    }
+    won
+}
+
+/// Completes exactly one of `ops` and returns its index, or returns `None` if `mode` allowed
+/// no (more) waiting. The completed operation holds its outcome.
+#[doc(hidden)]
+pub fn select(ops: &mut [&mut dyn Selectable], mode: Mode) -> Option<usize> {
+    let plan = Plan::new(ops);
+    plan.lock(ops);
+    for &i in &plan.poll {
+        // SAFETY: all arms' locks are held.
+        if unsafe { ops[i].try_complete() } {
+            plan.unlock(ops);
+            return Some(i);
+        }
+    }
+    let Ok(deadline) = wait_deadline(mode) else {
+        plan.unlock(ops);
+        return None;
+    };
+    let waiter = SelectWaiter(Waiter::for_current());
+    for &i in &plan.poll {
+        // SAFETY: all arms' locks are held.
+        unsafe { ops[i].enqueue(&waiter, i) };
+    }
+    plan.unlock(ops);
+    let won = waiter.0.wait_until(deadline);
+    plan.lock(ops);
+    for (i, op) in ops.iter_mut().enumerate() {
+        // SAFETY: all arms' locks are held.
+        unsafe { op.finish(&waiter, won == Some(i)) };
+    }
+    plan.unlock(ops);
+    won
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_below_covers_range_uniformly() {
+        let mut counts = [0u32; 4];
+        for _ in 0..40_000 {
+            counts[random_below(4)] += 1;
+        }
+        for c in counts {
+            assert!((9_000..11_000).contains(&c), "{counts:?}");
+        }
+    }
+}

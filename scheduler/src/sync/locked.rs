@@ -1,0 +1,117 @@
+//! A lock whose raw half can be taken by `select`, which must hold the locks of all its arms at
+//! once (in address order) while it checks and registers them, as Go's `selectgo` does.
+
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+
+use parking_lot::RawMutex;
+use parking_lot::lock_api::RawMutex as _;
+
+/// The per-acquisition state of parking_lot's raw mutex: stateless, so `unlock` can be given
+/// a fresh one by whoever holds the lock.
+type Acquisition = <RawMutex as parking_lot::lock_api::RawMutex>::Guard;
+
+/// Makes the acquisition state for `unlock`. Both guard kinds lock_api offers are stateless
+/// markers, so this is the value `lock` returned.
+fn acquisition() -> Acquisition {
+    // GuardSend or GuardNoSend, depending on parking_lot's features; both are Default.
+    Acquisition::default()
+}
+
+/// `T` behind a `parking_lot` raw mutex.
+pub(crate) struct Locked<T> {
+    raw: RawMutex,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the data is reached only through a held lock (Guard, or the unsafe raw API whose
+// callers hold it), so it is accessed by one thread at a time; T: Send lets it move between
+// those threads.
+unsafe impl<T: Send> Sync for Locked<T> {}
+// SAFETY: owning a Locked<T> is owning a T.
+unsafe impl<T: Send> Send for Locked<T> {}
+
+impl<T> Locked<T> {
+    pub(crate) const fn new(data: T) -> Locked<T> {
+        Locked {
+            raw: RawMutex::INIT,
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// Locks; unlocks when the guard drops.
+    pub(crate) fn lock(&self) -> Guard<'_, T> {
+        self.raw.lock();
+        Guard {
+            locked: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The address `select` orders locks by.
+    pub(crate) fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// Takes the lock without a guard (for `select`).
+    pub(crate) fn raw_lock(&self) {
+        self.raw.lock();
+    }
+
+    /// Releases a lock taken with [`raw_lock`](Self::raw_lock).
+    ///
+    /// # Safety
+    /// The current thread holds the lock, through `raw_lock`, and no reference from
+    /// [`data_mut`](Self::data_mut) outlives this call.
+    pub(crate) unsafe fn raw_unlock(&self) {
+        // SAFETY: the caller holds the lock (contract); the acquisition state is stateless.
+        unsafe { self.raw.unlock(acquisition()) };
+    }
+
+    /// The data, while the caller holds the lock through `raw_lock`.
+    ///
+    /// # Safety
+    /// The current thread holds the lock, and no other reference to the data is alive.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn data_mut(&self) -> &mut T {
+        // SAFETY: exclusive access under the held lock (caller's contract).
+        unsafe { &mut *self.data.get() }
+    }
+}
+
+impl<T: Default> Default for Locked<T> {
+    fn default() -> Locked<T> {
+        Locked::new(T::default())
+    }
+}
+
+/// Access to a [`Locked`]'s data while its lock is held.
+pub(crate) struct Guard<'a, T> {
+    locked: &'a Locked<T>,
+    /// Unlocked on the thread that locked it, like std's guards.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T> Deref for Guard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock, and hands out references tied to itself.
+        unsafe { &*self.locked.data.get() }
+    }
+}
+
+impl<T> DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in deref; &mut self makes the reference unique.
+        unsafe { &mut *self.locked.data.get() }
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the guard took the lock in `Locked::lock` and is its only holder; the
+        // acquisition state is stateless.
+        unsafe { self.locked.raw.unlock(acquisition()) };
+    }
+}
