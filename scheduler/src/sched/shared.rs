@@ -12,6 +12,7 @@ use super::context;
 use super::idle::Idle;
 use super::parker::Parker;
 use crate::goroutine::join::JoinHandle;
+use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
 
 /// Runtime phases, in the order they happen.
@@ -40,6 +41,8 @@ pub(crate) struct Remote {
 pub(crate) struct Shared {
     pub(crate) procs: usize,
     pub(crate) stack_size: usize,
+    /// Every goroutine stack of this runtime; unmapped when the last worker is gone.
+    pub(crate) stacks: Arc<StackArena>,
     /// Goroutines spawned from outside the runtime (and overflow): any worker takes them.
     pub(crate) injector: Injector<TaskRef>,
     pub(crate) remotes: Box<[Remote]>,
@@ -74,6 +77,7 @@ impl Shared {
         Shared {
             procs,
             stack_size,
+            stacks: StackArena::new(stack_size),
             injector: Injector::new(),
             remotes,
             idle: Idle::new(procs),

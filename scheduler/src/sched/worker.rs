@@ -69,7 +69,7 @@ pub(crate) struct WorkerLocal {
 
 impl WorkerLocal {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<TaskRef>) -> WorkerLocal {
-        let stacks = StackPool::new(shared.stack_size);
+        let stacks = StackPool::new(shared.stacks.clone());
         WorkerLocal {
             index,
             shared,
