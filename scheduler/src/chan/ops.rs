@@ -6,6 +6,7 @@ use super::core::{Chan, Slot, TryRecv, TrySend};
 use super::error::{RecvError, SendError};
 use super::{Receiver, Sender};
 use crate::select::{SelectWaiter, Selectable, sealed};
+use crate::sync::locked::RawLock;
 
 /// A receive waiting to happen. Created by `select!`; see [`Receiver`].
 #[doc(hidden)]
@@ -120,17 +121,8 @@ impl<T> sealed::Sealed for RecvOp<'_, T> {}
 impl<T> sealed::Sealed for SendOp<'_, T> {}
 
 impl<T> Selectable for RecvOp<'_, T> {
-    fn lock_addr(&self) -> usize {
-        self.chan.state.addr()
-    }
-
-    fn lock(&self) {
-        self.chan.state.raw_lock();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: the caller holds the lock (trait contract).
-        unsafe { self.chan.state.raw_unlock() };
+    fn lock(&self) -> &RawLock {
+        self.chan.state.raw()
     }
 
     unsafe fn try_complete(&mut self) -> bool {
@@ -164,17 +156,8 @@ impl<T> Selectable for RecvOp<'_, T> {
 }
 
 impl<T> Selectable for SendOp<'_, T> {
-    fn lock_addr(&self) -> usize {
-        self.chan.state.addr()
-    }
-
-    fn lock(&self) {
-        self.chan.state.raw_lock();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: the caller holds the lock (trait contract).
-        unsafe { self.chan.state.raw_unlock() };
+    fn lock(&self) -> &RawLock {
+        self.chan.state.raw()
     }
 
     unsafe fn try_complete(&mut self) -> bool {

@@ -21,6 +21,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::sync::locked::RawLock;
 use crate::sync::waiter::Waiter;
 
 /// How long [`select`] may wait when no arm is ready.
@@ -57,19 +58,12 @@ pub struct SelectWaiter(pub(crate) Arc<Waiter>);
 /// One arm of a `select`: an operation that is ready now, or can queue a waiter to be told
 /// when it completes. Implemented by this crate's channel and wait operations only.
 ///
-/// Every method but `lock_addr`/`lock` requires the caller to hold the arm's lock, taken with
-/// `lock` (they are called by the select driver only).
+/// Every method but `lock` requires the caller to hold the arm's lock (they are called by the
+/// select driver only).
 #[doc(hidden)]
 pub trait Selectable: sealed::Sealed {
-    /// Identifies the lock: arms sharing a lock return the same address.
-    fn lock_addr(&self) -> usize;
-    /// Takes the arm's lock.
-    fn lock(&self);
-    /// Releases the arm's lock.
-    ///
-    /// # Safety
-    /// The caller holds it, through `lock`.
-    unsafe fn unlock(&self);
+    /// The lock guarding the arm's state; arms may share one.
+    fn lock(&self) -> &RawLock;
     /// Completes the operation if it can complete now, keeping the outcome.
     ///
     /// # Safety
@@ -130,21 +124,21 @@ impl Plan {
             poll.swap(i, random_below(i + 1));
         }
         let mut locks: Vec<usize> = (0..n).collect();
-        locks.sort_by_key(|&i| ops[i].lock_addr());
-        locks.dedup_by_key(|i| ops[*i].lock_addr());
+        locks.sort_by_key(|&i| ops[i].lock().addr());
+        locks.dedup_by_key(|i| ops[*i].lock().addr());
         Plan { poll, locks }
     }
 
     fn lock(&self, ops: &[&mut dyn Selectable]) {
         for &i in &self.locks {
-            ops[i].lock();
+            ops[i].lock().lock();
         }
     }
 
     fn unlock(&self, ops: &[&mut dyn Selectable]) {
         for &i in self.locks.iter().rev() {
             // SAFETY: `lock` took exactly these locks, once each.
-            unsafe { ops[i].unlock() };
+            unsafe { ops[i].lock().unlock() };
         }
     }
 }
@@ -161,30 +155,31 @@ fn wait_deadline(mode: Mode) -> Result<Option<Instant>, ()> {
 
 /// [`select`] with a single arm, without the bookkeeping: plain `send` and `recv`.
 pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode) -> bool {
-    op.lock();
-    // SAFETY: the arm's lock is held from `lock` to `unlock` (the same for the blocks below).
+    op.lock().lock();
+    // SAFETY: the arm's lock is held from here to the matching `unlock` (the same for the
+    // blocks below).
     if unsafe { op.try_complete() } {
         // SAFETY: see above.
-        unsafe { op.unlock() };
+        unsafe { op.lock().unlock() };
         return true;
     }
     let Ok(deadline) = wait_deadline(mode) else {
         // SAFETY: see above.
-        unsafe { op.unlock() };
+        unsafe { op.lock().unlock() };
         return false;
     };
     let waiter = SelectWaiter(Waiter::for_current());
     // SAFETY: see above.
     unsafe {
         op.enqueue(&waiter, 0);
-        op.unlock();
+        op.lock().unlock();
     }
     let won = waiter.0.wait_until(deadline) == Some(0);
-    op.lock();
+    op.lock().lock();
     // SAFETY: the lock is held again.
     unsafe {
         op.finish(&waiter, won);
-        op.unlock();
+        op.lock().unlock();
     }
     won
 }

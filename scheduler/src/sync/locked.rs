@@ -19,9 +19,38 @@ fn acquisition() -> Acquisition {
     Acquisition::default()
 }
 
+/// The lock half of a [`Locked`], without the data's type: what `select` holds. Opaque
+/// outside this crate (it appears in the hidden `Selectable` trait).
+#[doc(hidden)]
+pub struct RawLock {
+    raw: RawMutex,
+}
+
+impl RawLock {
+    /// The address `select` orders locks by.
+    pub(crate) fn addr(&self) -> usize {
+        self as *const RawLock as usize
+    }
+
+    /// Takes the lock without a guard.
+    pub(crate) fn lock(&self) {
+        self.raw.lock();
+    }
+
+    /// Releases a lock taken with [`lock`](Self::lock).
+    ///
+    /// # Safety
+    /// The current thread holds the lock, and no reference from [`Locked::data_mut`] outlives
+    /// this call.
+    pub(crate) unsafe fn unlock(&self) {
+        // SAFETY: the caller holds the lock (contract); the acquisition state is stateless.
+        unsafe { self.raw.unlock(acquisition()) };
+    }
+}
+
 /// `T` behind a `parking_lot` raw mutex.
 pub(crate) struct Locked<T> {
-    raw: RawMutex,
+    raw: RawLock,
     data: UnsafeCell<T>,
 }
 
@@ -35,7 +64,9 @@ unsafe impl<T: Send> Send for Locked<T> {}
 impl<T> Locked<T> {
     pub(crate) const fn new(data: T) -> Locked<T> {
         Locked {
-            raw: RawMutex::INIT,
+            raw: RawLock {
+                raw: RawMutex::INIT,
+            },
             data: UnsafeCell::new(data),
         }
     }
@@ -49,27 +80,12 @@ impl<T> Locked<T> {
         }
     }
 
-    /// The address `select` orders locks by.
-    pub(crate) fn addr(&self) -> usize {
-        self as *const Self as usize
+    /// The lock alone, for `select`, which takes it without a guard.
+    pub(crate) fn raw(&self) -> &RawLock {
+        &self.raw
     }
 
-    /// Takes the lock without a guard (for `select`).
-    pub(crate) fn raw_lock(&self) {
-        self.raw.lock();
-    }
-
-    /// Releases a lock taken with [`raw_lock`](Self::raw_lock).
-    ///
-    /// # Safety
-    /// The current thread holds the lock, through `raw_lock`, and no reference from
-    /// [`data_mut`](Self::data_mut) outlives this call.
-    pub(crate) unsafe fn raw_unlock(&self) {
-        // SAFETY: the caller holds the lock (contract); the acquisition state is stateless.
-        unsafe { self.raw.unlock(acquisition()) };
-    }
-
-    /// The data, while the caller holds the lock through `raw_lock`.
+    /// The data, while the caller holds the lock through [`raw`](Self::raw).
     ///
     /// # Safety
     /// The current thread holds the lock, and no other reference to the data is alive.
@@ -110,8 +126,7 @@ impl<T> DerefMut for Guard<'_, T> {
 
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: the guard took the lock in `Locked::lock` and is its only holder; the
-        // acquisition state is stateless.
-        unsafe { self.locked.raw.unlock(acquisition()) };
+        // SAFETY: the guard took the lock in `Locked::lock` and is its only holder.
+        unsafe { self.locked.raw.unlock() };
     }
 }

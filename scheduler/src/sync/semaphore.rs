@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::locked::Locked;
+use super::locked::{Locked, RawLock};
 use super::waiter::Waiter;
 use crate::chan::RecvOp;
 use crate::context::{Context, ContextError};
@@ -244,17 +244,8 @@ impl<'a> AcquireOp<'a> {
 impl sealed::Sealed for AcquireOp<'_> {}
 
 impl Selectable for AcquireOp<'_> {
-    fn lock_addr(&self) -> usize {
-        self.sem.queue.addr()
-    }
-
-    fn lock(&self) {
-        self.sem.queue.raw_lock();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: the caller holds the lock (trait contract).
-        unsafe { self.sem.queue.raw_unlock() };
+    fn lock(&self) -> &RawLock {
+        self.sem.queue.raw()
     }
 
     unsafe fn try_complete(&mut self) -> bool {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::locked::Locked;
+use super::locked::{Locked, RawLock};
 use super::waiter::Waiter;
 use crate::JoinHandle;
 use crate::context::{Context, ContextError};
@@ -217,17 +217,8 @@ impl<'a> WaitOp<'a> {
 impl sealed::Sealed for WaitOp<'_> {}
 
 impl Selectable for WaitOp<'_> {
-    fn lock_addr(&self) -> usize {
-        self.group.waiters.addr()
-    }
-
-    fn lock(&self) {
-        self.group.waiters.raw_lock();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: the caller holds the lock (trait contract).
-        unsafe { self.group.waiters.raw_unlock() };
+    fn lock(&self) -> &RawLock {
+        self.group.waiters.raw()
     }
 
     unsafe fn try_complete(&mut self) -> bool {
