@@ -1,46 +1,58 @@
 //! Waiting for a goroutine to finish: the completion flag every goroutine carries and the
 //! [`JoinHandle`] its spawner gets.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
-
-use parking_lot::Mutex;
 
 use super::task::Joinable;
 use crate::sync::waiter::Waiter;
 
+/// `JoinState::state`: the goroutine finished and its result is written.
+const COMPLETE: u8 = 1;
+/// `JoinState::state`: the joiner stored its waiter and is (about to be) waiting.
+const WAITING: u8 = 2;
+
 /// Completion of one goroutine, and the one waiter (its `JoinHandle`) that may wait for it.
+///
+/// Each side announces itself with one `fetch_or` on `state`; whichever comes second sees the
+/// other's bit. The joiner writes the waiter before setting `WAITING`, so a completer that sees
+/// `WAITING` may take it; a joiner that sees `COMPLETE` was not seen, and takes it back.
 pub(crate) struct JoinState {
-    /// Set once, with Release, after the result was written (pairs with the Acquire loads in
-    /// `is_complete`, after which the result may be read).
-    complete: AtomicBool,
-    /// The joiner waiting for completion. Checked and set under the lock on both sides, so a
-    /// completion cannot slip between the joiner's check and its registration.
-    waiter: Mutex<Option<Arc<Waiter>>>,
+    /// `COMPLETE | WAITING`. AcqRel on both `fetch_or`s: the result (written before
+    /// `COMPLETE`) reaches the joiner, and the waiter (written before `WAITING`) the completer.
+    state: AtomicU8,
+    /// Written by the joiner before it sets `WAITING`; taken by whichever side the protocol
+    /// above gives it to.
+    waiter: UnsafeCell<Option<Arc<Waiter>>>,
 }
+
+// SAFETY: `waiter` is accessed by one side at a time, as the `state` protocol assigns it.
+unsafe impl Sync for JoinState {}
 
 impl JoinState {
     pub(crate) fn new() -> JoinState {
         JoinState {
-            complete: AtomicBool::new(false),
-            waiter: Mutex::new(None),
+            state: AtomicU8::new(0),
+            waiter: UnsafeCell::new(None),
         }
     }
 
     pub(crate) fn is_complete(&self) -> bool {
-        self.complete.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
     }
 
     /// Publishes completion and wakes the joiner, if one waits.
     pub(crate) fn complete(&self) {
-        self.complete.store(true, Ordering::Release);
-        // Taking the lock after the store: a joiner that registered saw `complete == false`
-        // under this lock earlier, so it is found here; one that comes later sees the flag.
-        let waiter = self.waiter.lock().take();
-        if let Some(waiter) = waiter {
-            waiter.notify(0);
+        if self.state.fetch_or(COMPLETE, Ordering::AcqRel) & WAITING != 0 {
+            // SAFETY: the joiner stored its waiter before setting WAITING and will not touch
+            // it again (it saw no COMPLETE), so it is ours now.
+            let waiter = unsafe { (*self.waiter.get()).take() };
+            if let Some(waiter) = waiter {
+                waiter.notify(0);
+            }
         }
     }
 
@@ -50,12 +62,14 @@ impl JoinState {
             return;
         }
         let waiter = Waiter::for_current();
-        {
-            let mut slot = self.waiter.lock();
-            if self.is_complete() {
-                return;
-            }
-            *slot = Some(waiter.clone());
+        // SAFETY: only the joiner (us: the JoinHandle is unique) writes here, and before
+        // WAITING is set nobody else reads it.
+        unsafe { *self.waiter.get() = Some(waiter.clone()) };
+        if self.state.fetch_or(WAITING, Ordering::AcqRel) & COMPLETE != 0 {
+            // Completed before we announced ourselves: nobody will take the waiter.
+            // SAFETY: the completer saw no WAITING, so it does not touch the slot.
+            drop(unsafe { (*self.waiter.get()).take() });
+            return;
         }
         waiter.wait();
         debug_assert!(self.is_complete());

@@ -41,20 +41,22 @@ pub(crate) trait Runnable: Send + Sync + 'static {
 
 /// Scheduling states, stored in [`Header::state`].
 ///
-/// Transitions: `SCHEDULED -> RUNNING` (the worker that took it from a queue);
-/// `RUNNING -> SCHEDULED` (yield); `RUNNING -> PARKED` (the worker, after the goroutine
-/// suspended to park); `PARKED -> SCHEDULED` (a wake, which then queues it); `RUNNING -> DONE`
-/// (the closure returned). A wake that finds it `SCHEDULED` or `RUNNING` sets `NOTIFIED` beside
-/// that state; a worker whose CAS `RUNNING -> PARKED` then fails reschedules it instead.
+/// `ACTIVE` means the scheduler owns the goroutine: it is queued, or running. Only two
+/// transitions leave it: its worker's CAS `ACTIVE -> PARKED` after the goroutine suspended to
+/// park, and the store of `DONE` when the closure returns. A wake moves `PARKED -> ACTIVE`
+/// (and then queues it), or sets `NOTIFIED` beside `ACTIVE`; a worker whose park CAS then
+/// fails clears the flag with a swap and runs the goroutine again instead of parking it.
 ///
-/// Every change after spawn is a read-modify-write (AcqRel), except the final store of `DONE`:
-/// wakers' writes reach the goroutine through this chain of RMWs, whichever side comes first.
+/// So running and yielding touch no atomic at all; a park is one CAS, a wake one CAS. Every
+/// write to the state after spawn is a read-modify-write (AcqRel), except the final `DONE`:
+/// a waker's writes reach the goroutine through that chain. A goroutine that does not see a
+/// notification in its wait state yet tries to park, finds `NOTIFIED` (an RMW always reads the
+/// latest value), acquires it, and looks again. A `NOTIFIED` left over from a wait that
+/// completed without parking costs one extra turn through the run queue, no more.
 pub(crate) mod state {
-    /// In exactly one run queue (or the run-next slot); owned by that queue.
-    pub(crate) const SCHEDULED: u8 = 0;
-    /// Being resumed by its worker.
-    pub(crate) const RUNNING: u8 = 1;
-    /// Set beside `SCHEDULED` or `RUNNING` when a wake arrived meanwhile.
+    /// Queued or running: owned by the scheduler.
+    pub(crate) const ACTIVE: u8 = 1;
+    /// Set beside `ACTIVE` when a wake arrived meanwhile.
     pub(crate) const NOTIFIED: u8 = 2;
     /// Suspended and in no queue: only a wake makes it runnable again.
     pub(crate) const PARKED: u8 = 4;
@@ -102,7 +104,7 @@ unsafe impl Sync for Header {}
 impl Header {
     pub(crate) fn new(shared: *const Shared, id: u64) -> Header {
         Header {
-            state: AtomicU8::new(state::SCHEDULED),
+            state: AtomicU8::new(state::ACTIVE),
             cancelled: AtomicBool::new(false),
             home: AtomicUsize::new(NO_HOME),
             shared,

@@ -7,34 +7,31 @@ use super::context;
 use super::shared::Shared;
 use crate::goroutine::task::{TaskRef, state};
 
-/// Wakes `task`: a parked goroutine is queued on its home worker; one that is still running
-/// (it is about to park, or has not parked yet) is marked so that its next park returns at
-/// once. Waking a queued goroutine only marks it; waking a finished one does nothing.
+/// Wakes `task`: a parked goroutine is queued on its home worker; one that is queued or
+/// running is marked, so that its next attempt to park returns at once. Waking a finished
+/// goroutine does nothing.
 ///
-/// Whatever the caller wrote before this call is visible to the goroutine when it runs.
+/// Whatever the caller wrote before this call is visible to the goroutine when it next checks
+/// after this wake (see the [`state`] module).
 pub(crate) fn unpark(task: &TaskRef) {
     let header = task.header();
-    let mut current = header.state.load(Ordering::Acquire);
+    let mut current = header.state.load(Ordering::Relaxed);
     loop {
         let next = match current {
-            state::PARKED => state::SCHEDULED,
+            state::PARKED => state::ACTIVE,
             state::DONE => return,
-            // Queued or running: the goroutine will run (again) and re-check its condition.
-            // The RMW is still needed, even when it changes nothing: the worker's next RMW on
-            // `state` (its swap to RUNNING, or its CAS into PARKED) then reads from it and
-            // acquires the caller's writes. A plain load here would be the Dekker pattern
-            // (store condition, load state / store state, load condition), which can lose
-            // the wakeup even on x86.
+            // Owned by the scheduler. The RMW is needed even when the flag is already set:
+            // the worker's next RMW on `state` reads from it and acquires the caller's writes.
             other => other | state::NOTIFIED,
         };
-        // AcqRel: Release publishes the caller's writes to the worker that resumes the
+        // AcqRel: Release publishes the caller's writes to the worker that runs the
         // goroutine; Acquire pairs with the worker's AcqRel CAS into PARKED, so `home` and the
-        // goroutine's registration are visible here.
+        // put-back coroutine are visible here.
         match header
             .state
-            .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
         {
-            Ok(_) if next == state::SCHEDULED => break,
+            Ok(_) if current == state::PARKED => break,
             Ok(_) => return,
             Err(actual) => current = actual,
         }
@@ -49,8 +46,8 @@ pub(crate) fn unpark(task: &TaskRef) {
         return;
     }
     // SAFETY: `header.shared` came from `Arc::as_ptr` of the runtime's Shared, and the runtime
-    // is alive: the goroutine is neither finished nor queued (we hold it in SCHEDULED, in no
-    // queue), so it cannot finish, and a runtime outlives its goroutines. Taking a strong
+    // is alive: the goroutine is neither finished nor queued (we just moved it out of PARKED,
+    // and it is in no queue yet), so it cannot finish, and a runtime outlives its goroutines. Taking a strong
     // reference keeps it alive until the push and the wake below are done, even if the
     // goroutine then runs to the end and the runtime shuts down meanwhile.
     let shared: Arc<Shared> = unsafe {

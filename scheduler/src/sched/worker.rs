@@ -29,7 +29,7 @@ use super::context;
 use super::shared::{Shared, phase};
 use super::wake::unpark;
 use crate::goroutine::stack::StackPool;
-use crate::goroutine::task::{Coro, GoYielder, Header, NO_HOME, Suspend, TaskRef, state};
+use crate::goroutine::task::{Coro, GoYielder, Header, NO_HOME, Runnable, Suspend, TaskRef, state};
 use crate::time::timers::{self, TimerHeap};
 
 /// Consecutive `runnext` picks allowed before the other queues get a turn.
@@ -53,7 +53,9 @@ pub(crate) struct WorkerLocal {
     current: RefCell<Option<TaskRef>>,
     /// Every started, unfinished goroutine of this worker (its home), so a forced shutdown can
     /// find the parked ones. Each goroutine's `slot` is its index here.
-    started: RefCell<Vec<TaskRef>>,
+    /// Held without a reference count: a started goroutine keeps itself alive (its coroutine's
+    /// closure owns a `TaskRef`) until it finishes, and it is removed from here then.
+    started: RefCell<Vec<*const dyn Runnable>>,
     stacks: RefCell<StackPool>,
     /// Timers set by this worker's goroutines; fired by this worker between goroutines.
     timers: RefCell<TimerHeap>,
@@ -310,10 +312,7 @@ impl WorkerLocal {
     /// Resumes `task` (starting it if it is new) until it finishes, yields or parks.
     fn run_task(&self, task: TaskRef) {
         let header = task.header();
-        // We took it from a queue, so we own it. A swap, not a store: AcqRel reads from (and
-        // acquires) any waker's RMW that marked it NOTIFIED while it was queued, so what that
-        // waker wrote is visible when the goroutine re-checks its condition.
-        header.state.swap(state::RUNNING, Ordering::AcqRel);
+        // Queued means ACTIVE: running it changes no state (see the `state` module).
         // SAFETY: a queued goroutine with a coroutine was started here (started goroutines are
         // only queued on their home worker), and we are on the native stack.
         let coro = match unsafe { header.take_coroutine() } {
@@ -353,7 +352,7 @@ impl WorkerLocal {
         let mut started = self.started.borrow_mut();
         // SAFETY: this is the home worker thread from now on.
         unsafe { header.set_slot(started.len()) };
-        started.push(task.clone());
+        started.push(Arc::as_ptr(task));
         let body_task = task.clone();
         Some(Coroutine::with_stack(
             stack,
@@ -385,30 +384,29 @@ impl WorkerLocal {
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                 // SAFETY: home thread, native stack.
                 unsafe { header.put_coroutine(coro) };
-                // A swap for the same reason as the one to RUNNING in `run_task`: a plain
-                // store would cut the chain of RMWs that carries wakers' writes forward.
-                header.state.swap(state::SCHEDULED, Ordering::AcqRel);
+                // Still ACTIVE: a yield changes no state.
                 self.ready.borrow_mut().push_back(task);
                 self.prefer_local.set(true);
             }
             Ok(CoroutineResult::Yield(Suspend::Park)) => {
                 // SAFETY: home thread, native stack.
                 unsafe { header.put_coroutine(coro) };
-                // AcqRel: Release publishes the put-back coroutine and the registration to the
-                // waker that moves it out of PARKED; Acquire sees what a waker that set
-                // NOTIFIED wrote before.
+                // AcqRel: Release publishes the put-back coroutine to the waker that moves it
+                // out of PARKED; on failure, Acquire takes what the waker that set NOTIFIED
+                // wrote before.
                 if header
                     .state
                     .compare_exchange(
-                        state::RUNNING,
+                        state::ACTIVE,
                         state::PARKED,
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     )
                     .is_err()
                 {
-                    // Woken before it finished parking: run it again.
-                    header.state.swap(state::SCHEDULED, Ordering::AcqRel);
+                    // Woken before it finished parking: clear the flag (an RMW, to keep the
+                    // chain) and run it again.
+                    header.state.swap(state::ACTIVE, Ordering::AcqRel);
                     self.ready.borrow_mut().push_back(task);
                 }
             }
@@ -426,9 +424,10 @@ impl WorkerLocal {
         // SAFETY: home thread.
         let slot = unsafe { header.slot() };
         started.swap_remove(slot);
-        if let Some(moved) = started.get(slot) {
-            // SAFETY: home thread: every goroutine in `started` has this worker as its home.
-            unsafe { moved.header().set_slot(slot) };
+        if let Some(&moved) = started.get(slot) {
+            // SAFETY: every goroutine in `started` is alive (field doc) and has this worker,
+            // this thread, as its home.
+            unsafe { (*moved).header().set_slot(slot) };
         }
     }
 
@@ -436,7 +435,19 @@ impl WorkerLocal {
     /// each unwinds from its suspension point.
     fn cancel_started(&self) {
         self.cancel_seen.set(true);
-        let started: Vec<TaskRef> = self.started.borrow().clone();
+        let started: Vec<TaskRef> = self
+            .started
+            .borrow()
+            .iter()
+            .map(|&task| {
+                // SAFETY: the pointer came from `Arc::as_ptr` and the goroutine is alive
+                // (field doc), so its count is at least one while we add ours.
+                unsafe {
+                    Arc::increment_strong_count(task);
+                    Arc::from_raw(task)
+                }
+            })
+            .collect();
         for task in &started {
             task.header().cancelled.store(true, Ordering::Relaxed);
             unpark(task);
