@@ -143,14 +143,17 @@ impl<T> Selectable for RecvOp<'_, T> {
         self.slot = Some(slot);
     }
 
-    unsafe fn finish(&mut self, _waiter: &SelectWaiter, won: bool) {
-        let Some(slot) = self.slot.take() else { return };
-        if won {
-            // The sender that chose us dequeued us and left the value; close leaves none.
-            self.outcome = Some(slot.value.lock().take().ok_or(RecvError));
-        } else {
+    unsafe fn withdraw(&mut self) {
+        if let Some(slot) = self.slot.take() {
             // SAFETY: the caller holds the lock; the reference ends with this statement.
             unsafe { self.chan.state.data_mut() }.dequeue_recv(&slot);
+        }
+    }
+
+    fn collect(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            // The sender that chose us dequeued us and left the value; close leaves none.
+            self.outcome = Some(slot.value.lock().take().ok_or(RecvError));
         }
     }
 }
@@ -184,19 +187,22 @@ impl<T> Selectable for SendOp<'_, T> {
         self.slot = Some(slot);
     }
 
-    unsafe fn finish(&mut self, _waiter: &SelectWaiter, won: bool) {
-        let Some(slot) = self.slot.take() else { return };
-        let left = slot.value.lock().take();
-        if won {
+    unsafe fn withdraw(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            // SAFETY: the caller holds the lock; the reference ends with this statement.
+            unsafe { self.chan.state.data_mut() }.dequeue_send(&slot);
+            // Not sent: keep the value (send_timeout gives it back).
+            self.value = slot.value.lock().take();
+        }
+    }
+
+    fn collect(&mut self) {
+        if let Some(slot) = self.slot.take() {
             // A receiver took the value; if it is still here, close woke us instead.
-            self.outcome = Some(match left {
+            self.outcome = Some(match slot.value.lock().take() {
                 None => Ok(()),
                 Some(value) => Err(SendError(value)),
             });
-        } else {
-            // SAFETY: the caller holds the lock; the reference ends with this statement.
-            unsafe { self.chan.state.data_mut() }.dequeue_send(&slot);
-            self.value = left;
         }
     }
 }

@@ -9,7 +9,8 @@
 //!    with its own token (the arm's index), and releases the locks;
 //! 3. sleeps until one arm's counterparty ends the wait with that arm's token (or the deadline
 //!    passes), since a wait ends exactly once, no other arm can complete;
-//! 4. takes the locks again and withdraws the registrations, collecting the winner's outcome.
+//! 4. takes the locks again and withdraws the other arms' registrations, collecting the
+//!    winner's outcome. A one-arm select that won needs no lock for this.
 //!
 //! Holding every lock during steps 1 and 2 is what makes them atomic: no arm can become ready
 //! unnoticed between the look and the registration, and nobody can end the wait while it is
@@ -74,11 +75,15 @@ pub trait Selectable: sealed::Sealed {
     /// # Safety
     /// The caller holds the lock.
     unsafe fn enqueue(&mut self, waiter: &SelectWaiter, token: usize);
-    /// Withdraws the registration; if `won`, collects the outcome the notifier left.
+    /// Withdraws the registration of an arm that did not win.
     ///
     /// # Safety
     /// The caller holds the lock.
-    unsafe fn finish(&mut self, waiter: &SelectWaiter, won: bool);
+    unsafe fn withdraw(&mut self);
+    /// Collects the outcome the notifier left for the arm that won. Needs no lock: the
+    /// notifier finished with the arm's registration before it ended the wait, and the wait's
+    /// Release/Acquire makes its writes visible.
+    fn collect(&mut self);
 }
 
 thread_local! {
@@ -175,11 +180,15 @@ pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode) -> bool {
         op.lock().unlock();
     }
     let won = waiter.0.wait_until(deadline) == Some(0);
-    op.lock().lock();
-    // SAFETY: the lock is held again.
-    unsafe {
-        op.finish(&waiter, won);
-        op.lock().unlock();
+    if won {
+        op.collect();
+    } else {
+        op.lock().lock();
+        // SAFETY: the lock is held again.
+        unsafe {
+            op.withdraw();
+            op.lock().unlock();
+        }
     }
     won
 }
@@ -210,8 +219,12 @@ pub fn select(ops: &mut [&mut dyn Selectable], mode: Mode) -> Option<usize> {
     let won = waiter.0.wait_until(deadline);
     plan.lock(ops);
     for (i, op) in ops.iter_mut().enumerate() {
-        // SAFETY: all arms' locks are held.
-        unsafe { op.finish(&waiter, won == Some(i)) };
+        if won == Some(i) {
+            op.collect();
+        } else {
+            // SAFETY: all arms' locks are held.
+            unsafe { op.withdraw() };
+        }
     }
     plan.unlock(ops);
     won

@@ -280,17 +280,19 @@ impl Selectable for AcquireOp<'_> {
         self.registered = Some(waiter.0.clone());
     }
 
-    unsafe fn finish(&mut self, _waiter: &SelectWaiter, won: bool) {
-        let Some(waiter) = self.registered.take() else {
-            return;
-        };
-        if !won {
+    unsafe fn withdraw(&mut self) {
+        if let Some(waiter) = self.registered.take() {
             // SAFETY: the caller holds the lock; the reference ends with this statement.
             let queue = unsafe { self.sem.queue.data_mut() };
             if let Some(pos) = queue.iter().position(|(w, _)| Arc::ptr_eq(w, &waiter)) {
                 queue.remove(pos);
             }
         }
+    }
+
+    fn collect(&mut self) {
+        // The releaser handed us a permit and dequeued us.
+        self.registered = None;
     }
 }
 

@@ -231,15 +231,17 @@ impl Selectable for WaitOp<'_> {
         self.registered = Some(waiter.0.clone());
     }
 
-    unsafe fn finish(&mut self, _waiter: &SelectWaiter, won: bool) {
-        let Some(waiter) = self.registered.take() else {
-            return;
-        };
-        if !won {
+    unsafe fn withdraw(&mut self) {
+        if let Some(waiter) = self.registered.take() {
             // SAFETY: the caller holds the lock; the reference ends with this statement.
             let waiters = unsafe { self.group.waiters.data_mut() };
             waiters.retain(|(w, _)| !Arc::ptr_eq(w, &waiter));
         }
+    }
+
+    fn collect(&mut self) {
+        // The final `done` took every waiter.
+        self.registered = None;
     }
 }
 
