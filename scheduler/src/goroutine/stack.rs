@@ -79,6 +79,12 @@ unsafe fn install_guard(addr: usize, page: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether guard pages split mappings on this kernel (the mprotect fallback), so that the
+/// mapping limit (`vm.max_map_count`) bounds how many stacks can exist.
+pub(crate) fn guards_split_mappings() -> bool {
+    GUARD_MODE.load(Ordering::Relaxed) == GUARD_MPROTECT
+}
+
 /// A goroutine stack: `[limit, top)` is read-write, and the page just below `limit` is a
 /// guard. Owned by whoever holds this value; the memory belongs to a [`StackArena`], which
 /// outlives it.

@@ -48,9 +48,9 @@ pub(crate) struct Shared {
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) idle: Idle,
     /// Goroutines spawned and not yet finished. Incremented by spawn (Relaxed: the queue push
-    /// that follows orders it before the decrement), decremented with AcqRel by the worker that
-    /// finishes a goroutine (Release: the goroutine's effects happen-before a shutdown that
-    /// reads 0 with Acquire).
+    /// that follows orders it before the decrement), decremented with AcqRel by each goroutine
+    /// as it finishes (`Task::finish`; Release: the goroutine's effects happen-before a
+    /// shutdown that reads 0 with Acquire).
     live: AtomicUsize,
     next_id: AtomicU64,
     /// One of [`phase`]'s values; only moves forward. Written by the Runtime handle, read by

@@ -340,9 +340,14 @@ impl WorkerLocal {
             Err(err) => {
                 // Failing one goroutine while others wait on it could deadlock silently;
                 // running out of stacks is fatal until admission control exists.
+                let hint = if crate::goroutine::stack::guards_split_mappings() {
+                    "check vm.max_map_count (two mappings per stack on this kernel) and \
+                     available memory"
+                } else {
+                    "check available memory and address space"
+                };
                 eprintln!(
-                    "scheduler: cannot allocate a {}-byte goroutine stack: {err} \
-                     (check vm.max_map_count and available memory)",
+                    "scheduler: cannot allocate a {}-byte goroutine stack: {err} ({hint})",
                     self.shared.stack_size
                 );
                 std::process::abort();

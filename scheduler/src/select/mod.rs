@@ -20,6 +20,7 @@ mod macros;
 
 use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sync::locked::RawLock;
@@ -90,11 +91,13 @@ thread_local! {
     static RNG: Cell<u64> = Cell::new(seed());
 }
 
+/// A different seed for every thread: a process-wide counter, mixed with the address of a
+/// local (which differs between processes under ASLR).
 fn seed() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let local = 0u8;
     let addr = &local as *const u8 as u64;
-    let time = Instant::now().elapsed().as_nanos() as u64;
-    splitmix(addr ^ time.rotate_left(32) ^ 0x2545_F491_4F6C_DD1D)
+    splitmix(NEXT.fetch_add(1, Ordering::Relaxed) ^ addr.rotate_left(32))
 }
 
 fn splitmix(mut x: u64) -> u64 {
