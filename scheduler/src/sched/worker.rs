@@ -123,7 +123,10 @@ impl WorkerLocal {
     /// Queues a goroutine spawned by a goroutine of this worker.
     pub(crate) fn push_spawned(&self, task: TaskRef) {
         self.local.push(task);
-        self.shared.notify_work();
+        // With one worker, the only one that could take it is this one, which is awake.
+        if self.shared.procs > 1 {
+            self.shared.notify_work();
+        }
     }
 
     /// Queues a started goroutine of this worker that a goroutine of this worker woke: it runs
