@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hint::black_box;
 use std::panic;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
@@ -90,6 +91,82 @@ pub fn spin_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
             "{what}: still not true after {limit:?}"
         );
         thread::yield_now();
+    }
+}
+
+/// How long something that should happen *promptly* (a cancelled wait returning, a timer that
+/// is due firing) may take before a test calls it a failure: far longer than it takes even in
+/// debug mode on two loaded cores, far shorter than the wait it cuts short.
+pub const PROMPT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Polls `cond` until it is true, yielding the *goroutine* between polls (the thread, outside
+/// a goroutine), and fails with a message naming `what` after `limit`.
+///
+/// Unlike [`spin_until`] it lets the other goroutines of the caller's worker run. On a runtime
+/// with one worker that makes some orderings certain: goroutines are not preempted, so a
+/// goroutine that records "I am about to block" and then blocks has parked by the time a
+/// goroutine of the same worker sees the record.
+///
+/// # Panics
+///
+/// If `cond` is still false after `limit`.
+pub fn yield_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still not true after {limit:?}"
+        );
+        scheduler::yield_now();
+    }
+}
+
+/// Yields the goroutine `times` times: on a runtime with one worker, every goroutine that is
+/// ready runs (up to its next block) before this returns.
+pub fn yield_times(times: usize) {
+    for _ in 0..times {
+        scheduler::yield_now();
+    }
+}
+
+/// Counts how many [`Counted`] values it made have been dropped: for checking that a channel
+/// neither leaks the values it holds nor drops one twice.
+#[derive(Clone, Default, Debug)]
+pub struct DropCounter {
+    drops: Arc<AtomicUsize>,
+}
+
+impl DropCounter {
+    /// A counter at zero.
+    pub fn new() -> DropCounter {
+        DropCounter::default()
+    }
+
+    /// A value with `id` that bumps this counter when dropped.
+    pub fn value(&self, id: usize) -> Counted {
+        Counted {
+            id,
+            drops: self.drops.clone(),
+        }
+    }
+
+    /// How many values made by [`value`](Self::value) have been dropped so far.
+    pub fn dropped(&self) -> usize {
+        self.drops.load(Ordering::SeqCst)
+    }
+}
+
+/// A value that counts its own drop on the [`DropCounter`] that made it.
+#[derive(Debug)]
+pub struct Counted {
+    /// Which value this is.
+    pub id: usize,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
     }
 }
 
