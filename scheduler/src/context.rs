@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::chan::{self, Receiver, Sender};
-use crate::time::timers;
+use crate::time::timers::{self, TimerAction};
 
 /// Why a context ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +140,24 @@ impl Node {
     }
 }
 
+/// Ends a context when its deadline passes. Dead once the context has ended otherwise (or is
+/// gone), so that cancelling early frees the timer at the next compaction of its heap.
+struct DeadlineTimer(Weak<Node>);
+
+impl TimerAction for DeadlineTimer {
+    fn fire(self: Box<Self>) {
+        if let Some(node) = self.0.upgrade() {
+            node.cancel(ContextError::DeadlineExceeded);
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|node| node.state.lock().err.is_none())
+    }
+}
+
 impl Context {
     /// The root context: never cancelled, no deadline (Go's `context.Background()`).
     pub fn background() -> Context {
@@ -165,12 +183,7 @@ impl Context {
         if deadline <= Instant::now() {
             ctx.node.cancel(ContextError::DeadlineExceeded);
         } else {
-            let node = Arc::downgrade(&ctx.node);
-            timers::run_at(deadline, move || {
-                if let Some(node) = node.upgrade() {
-                    node.cancel(ContextError::DeadlineExceeded);
-                }
-            });
+            timers::run_at(deadline, DeadlineTimer(Arc::downgrade(&ctx.node)));
         }
         (ctx, handle)
     }

@@ -22,11 +22,10 @@ use scheduler_tests::{
 
 #[test]
 fn mutex_counts_a_million_increments_exactly_on_two_procs() {
-    // Usually well under a second in debug. Known library issue at the time of writing: once
-    // a waiter has waited 1 ms, starvation mode stays on for as long as the wait queue is
-    // non-empty (Go also leaves it when the waiter handed the lock waited under 1 ms), so with
-    // eight contenders every later acquisition is a hand-over to a parked goroutine, often
-    // on the other worker, and a run can take seconds. The count stays exact either way.
+    // Usually well under a second in debug. Starvation mode ends when a waiter is served
+    // within 1 ms (Go's rule); it used to last as long as the wait queue was non-empty, which
+    // with eight contenders made every later acquisition a hand-over to a parked goroutine
+    // and a run take seconds. The count must stay exact either way.
     const GOROUTINES: usize = 8;
     const PER_GOROUTINE: usize = 125_000;
     let total = watchdog("1M mutex increments", HANG_LIMIT, || {

@@ -282,11 +282,11 @@ fn first_early_wait_return(rounds: usize, poll_first: bool) -> Option<(usize, us
 fn wait_group_reuse_is_not_released_by_the_previous_rounds_done() {
     // Reuse as documented: the only waiter's `wait` has returned before the next `add`, so
     // each `wait` must return only after the `done` of its own round. Plain threads only: the
-    // race is in the WaitGroup itself, and it needs two CPUs to show. (Known library bug at
-    // the time of writing: the final `done` of a round drops the counter to zero and only
-    // afterwards locks and takes the waiter list, so a waiter of the next round that
-    // registers in between is released by the old `done` while the counter is 1.)
-    const ROUNDS: usize = 100_000;
+    // race is in the WaitGroup itself, and it needs two CPUs to show. (Regression: the final
+    // `done` of a round used to drop the counter to zero and only afterwards lock and take the
+    // waiter list, so a waiter of the next round that registered in between was released by
+    // the old `done` while the counter was 1; it showed within 0.4k-60k rounds.)
+    const ROUNDS: usize = 30_000;
     watchdog("WaitGroup reuse rounds", HANG_LIMIT, || {
         for poll_first in [false, true] {
             if let Some((round, completed, count)) = first_early_wait_return(ROUNDS, poll_first) {

@@ -8,6 +8,9 @@
 //! * A party in a queue may have stopped waiting (timed out, or another `select` arm won):
 //!   whoever dequeues it tries to end its wait, and on failure skips it.
 //! * Once `closed`, no value enters the buffer and both queues are empty.
+//! * A party is notified only when its slot is final: a receiver's holds the value handed to
+//!   it, a sender's is empty (its value was taken) or, after a close, still holds the value. A
+//!   notified party reads its slot without the channel's lock.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -124,33 +127,40 @@ impl<T> State<T> {
     pub(crate) fn try_recv(&mut self) -> Result<T, TryRecv> {
         if let Some(value) = self.buf.pop_front() {
             // Room in the buffer now: move the first still-waiting sender's value in.
-            while let Some(slot) = self.sendq.pop_front() {
-                if slot.waiter.notify(slot.token) {
-                    let sent = slot
-                        .value
-                        .lock()
-                        .take()
-                        .expect("a blocked sender offers a value");
-                    self.buf.push_back(sent);
-                    break;
-                }
+            if let Some(sent) = self.take_from_sender() {
+                self.buf.push_back(sent);
             }
             return Ok(value);
         }
-        while let Some(slot) = self.sendq.pop_front() {
-            if slot.waiter.notify(slot.token) {
-                return Ok(slot
-                    .value
-                    .lock()
-                    .take()
-                    .expect("a blocked sender offers a value"));
-            }
+        if let Some(sent) = self.take_from_sender() {
+            return Ok(sent);
         }
         if self.closed {
             Err(TryRecv::Closed)
         } else {
             Err(TryRecv::Empty)
         }
+    }
+
+    /// Takes the value of the first blocked sender that is still waiting, and ends its wait.
+    ///
+    /// The value is taken before the sender is notified: once notified, the sender reads its
+    /// slot without the channel's lock (`SendOp::collect`), and a value still there would mean
+    /// the channel closed. If the notification fails, the value goes back to the slot for its
+    /// sender to take.
+    fn take_from_sender(&mut self) -> Option<T> {
+        while let Some(slot) = self.sendq.pop_front() {
+            let value = slot
+                .value
+                .lock()
+                .take()
+                .expect("a blocked sender offers a value");
+            if slot.waiter.notify(slot.token) {
+                return Some(value);
+            }
+            *slot.value.lock() = Some(value);
+        }
+        None
     }
 
     pub(crate) fn enqueue_recv(&mut self, slot: Arc<Slot<T>>) {

@@ -26,8 +26,11 @@ use parking_lot::Mutex;
 /// [`Builder::stack_size`](crate::Builder::stack_size) for deep recursion.
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
-/// Smallest stack size [`Builder::stack_size`](crate::Builder::stack_size) accepts: 16 KiB.
-pub const MIN_STACK_SIZE: usize = 16 * 1024;
+/// Smallest stack size [`Builder::stack_size`](crate::Builder::stack_size) accepts: 64 KiB.
+///
+/// Less is not enough for the runtime's own frames on the goroutine stack in a debug build
+/// (blocking on a channel inside a `select!`, a panic that formats its message).
+pub const MIN_STACK_SIZE: usize = 64 * 1024;
 
 /// Largest stack size [`Builder::stack_size`](crate::Builder::stack_size) accepts: 1 GiB.
 pub const MAX_STACK_SIZE: usize = 1 << 30;
@@ -37,6 +40,11 @@ const CHUNK_STACKS: usize = 64;
 
 /// How many released stacks a worker keeps before handing them back to the arena.
 const POOL_CAPACITY: usize = 256;
+
+/// How many handed-back stacks the arena keeps with their memory resident. Beyond that their
+/// memory is released with `MADV_DONTNEED`, which costs a syscall and TLB shootdowns on every
+/// core that ran the process, so a burst of finished goroutines does not pay it per stack.
+const WARM_STACKS: usize = 1024;
 
 /// `madvise` advice that installs guard markers (Linux 6.13+; not yet in every libc crate).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
@@ -127,8 +135,10 @@ struct ArenaInner {
     regions: Vec<(usize, usize)>,
     /// Stacks not carved yet from the newest region: (next address, count left).
     unused: (usize, usize),
-    /// Stacks handed back by workers whose pools were full.
-    free: Vec<GuardedStack>,
+    /// Stacks handed back by workers whose pools were full, with their memory resident.
+    warm: Vec<GuardedStack>,
+    /// The same, beyond `WARM_STACKS`, with their memory released.
+    cold: Vec<GuardedStack>,
 }
 
 impl StackArena {
@@ -140,7 +150,8 @@ impl StackArena {
             inner: Mutex::new(ArenaInner {
                 regions: Vec::new(),
                 unused: (0, 0),
-                free: Vec::new(),
+                warm: Vec::new(),
+                cold: Vec::new(),
             }),
         })
     }
@@ -153,7 +164,7 @@ impl StackArena {
     /// region.
     pub(crate) fn take(&self) -> io::Result<GuardedStack> {
         let mut inner = self.inner.lock();
-        if let Some(stack) = inner.free.pop() {
+        if let Some(stack) = inner.warm.pop().or_else(|| inner.cold.pop()) {
             return Ok(stack);
         }
         if inner.unused.1 == 0 {
@@ -196,9 +207,14 @@ impl StackArena {
         Ok(addr)
     }
 
-    /// Takes back stacks a worker does not keep, releasing their memory to the OS (the
-    /// address range stays reserved for reuse).
+    /// Takes back a stack a worker does not keep. The first [`WARM_STACKS`] keep their memory;
+    /// the rest release it to the OS (the address range stays reserved for reuse).
     fn give_back(&self, stack: GuardedStack) {
+        let mut inner = self.inner.lock();
+        if inner.warm.len() < WARM_STACKS {
+            inner.warm.push(stack);
+            return;
+        }
         // SAFETY: the range is the stack's own usable memory, no goroutine runs on it (it was
         // handed back), and MADV_DONTNEED on private anonymous memory just zero-fills it.
         unsafe {
@@ -208,7 +224,7 @@ impl StackArena {
                 libc::MADV_DONTNEED,
             );
         }
-        self.inner.lock().free.push(stack);
+        inner.cold.push(stack);
     }
 }
 

@@ -36,8 +36,9 @@ const HANDOFF: usize = 1;
 /// Like Go's `sync.Mutex`: normally a goroutine that arrives while the lock is free takes it,
 /// even if others wait (fast, and most waits are short). A waiter that has waited more than
 /// 1 ms switches the mutex to *starvation mode*, in which unlock hands the lock directly to the
-/// longest waiter and newcomers queue behind; the mode ends when the queue empties. So no
-/// waiter waits forever while others keep taking the lock.
+/// longest waiter and newcomers queue behind; the mode ends when the queue empties or when a
+/// waiter is served within 1 ms. So no waiter waits forever while others keep taking the lock,
+/// and the mutex does not stay in the slower hand-over mode once the queue moves.
 ///
 /// Unlike `std::sync::Mutex`, there is no poisoning: a panic while the lock is held unlocks it.
 ///
@@ -228,12 +229,17 @@ impl<T: ?Sized> Mutex<T> {
             // Release the lock first, then wake one waiter to compete for it.
             self.state.fetch_and(!LOCKED, Ordering::Release);
         }
-        while let Some((waiter, _)) = queue.pop_front() {
+        while let Some((waiter, since)) = queue.pop_front() {
             let token = if starving { HANDOFF } else { RETRY };
             if waiter.notify(token) {
                 if queue.is_empty() {
                     self.state
                         .fetch_and(!(WAITERS | STARVING), Ordering::Relaxed);
+                } else if starving && since.elapsed() <= STARVATION_THRESHOLD {
+                    // Go's exit rule: the waiter served did not starve, so the queue moves;
+                    // back to normal mode, where unlock does not hand over (a hand-over to a
+                    // parked waiter costs a wakeup on every unlock).
+                    self.state.fetch_and(!STARVING, Ordering::Relaxed);
                 }
                 return;
             }

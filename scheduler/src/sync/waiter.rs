@@ -118,17 +118,15 @@ impl Waiter {
     pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> Option<usize> {
         match &self.target {
             Target::Goroutine(_) => {
-                let armed = match deadline {
+                match deadline {
                     Some(deadline) if deadline <= Instant::now() => {
                         self.try_time_out();
-                        false
                     }
-                    Some(deadline) => {
-                        crate::time::timers::arm_timeout(deadline, self);
-                        true
-                    }
-                    None => false,
-                };
+                    // If notified first, the armed timer is dead once the wait ends: its heap
+                    // drops it when it is due or compacted.
+                    Some(deadline) => crate::time::timers::arm_timeout(deadline, self),
+                    None => {}
+                }
                 // If the goroutine is cancelled while parked, it unwinds out of park_current:
                 // the guard then ends the wait, so that notifiers skip this waiter and its
                 // timer is dead.
@@ -137,10 +135,6 @@ impl Waiter {
                     context::park_current();
                 }
                 std::mem::forget(guard);
-                if armed && self.token().is_some() {
-                    // Notified first: the timer entry is garbage now.
-                    crate::time::timers::timeout_disarmed();
-                }
             }
             Target::Thread(_) => {
                 while self.is_waiting() {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::timers;
+use super::timers::{self, TimerAction};
 use crate::chan::{self, Receiver, Sender, TrySendError};
 
 /// A receiver that gets the time once, `duration` from now (Go's `time.After`).
@@ -31,9 +31,7 @@ use crate::chan::{self, Receiver, Sender, TrySendError};
 pub fn after(duration: Duration) -> Receiver<Instant> {
     let (tx, rx) = chan::never_closing(1);
     if let Some(deadline) = Instant::now().checked_add(duration) {
-        timers::run_at(deadline, move || {
-            let _ = tx.try_send(Instant::now());
-        });
+        timers::run_at(deadline, Ticker { tx, period: None });
     }
     rx
 }
@@ -50,21 +48,46 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
     assert!(!period.is_zero(), "scheduler: tick period must be non-zero");
     let (tx, rx) = chan::never_closing(1);
     if let Some(first) = Instant::now().checked_add(period) {
-        schedule_tick(tx, first, period);
+        timers::run_at(
+            first,
+            Ticker {
+                tx,
+                period: Some((first, period)),
+            },
+        );
     }
     rx
 }
 
-fn schedule_tick(tx: Sender<Instant>, due: Instant, period: Duration) {
-    timers::run_at(due, move || {
+/// Sends the time once (`after`), or every period (`tick`: the due time and the period).
+struct Ticker {
+    tx: Sender<Instant>,
+    period: Option<(Instant, Duration)>,
+}
+
+impl TimerAction for Ticker {
+    fn fire(self: Box<Self>) {
         let now = Instant::now();
-        if let Err(TrySendError::Disconnected(_)) = tx.try_send(now) {
+        if let Err(TrySendError::Disconnected(_)) = self.tx.try_send(now) {
             return; // every receiver is gone
         }
-        let mut next = due + period;
-        while next <= now {
-            next += period;
+        if let Some((due, period)) = self.period {
+            let mut next = due + period;
+            while next <= now {
+                next += period;
+            }
+            timers::run_at(
+                next,
+                Ticker {
+                    tx: self.tx,
+                    period: Some((next, period)),
+                },
+            );
         }
-        schedule_tick(tx, next, period);
-    });
+    }
+
+    /// Dead once every receiver is gone (dropping the last one closes the channel).
+    fn is_live(&self) -> bool {
+        !self.tx.is_closed()
+    }
 }

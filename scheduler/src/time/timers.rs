@@ -21,12 +21,20 @@ use parking_lot::{Condvar, Mutex};
 use crate::sched::context;
 use crate::sync::waiter::Waiter;
 
+/// A callback a timer runs when it fires: short, and never blocking.
+pub(crate) trait TimerAction: Send {
+    fn fire(self: Box<Self>);
+    /// Whether firing could still matter (a ticker whose receivers are all gone, a context
+    /// cancelled early: no). Dead timers are dropped when their heap is compacted.
+    fn is_live(&self) -> bool;
+}
+
 /// What a timer does when it fires.
 pub(crate) enum Action {
     /// Ends a goroutine's wait as timed out (if it is still waiting).
     TimeOut(Arc<Waiter>),
-    /// Runs a short callback.
-    Run(Box<dyn FnOnce() + Send>),
+    /// Runs a callback.
+    Run(Box<dyn TimerAction>),
 }
 
 impl Action {
@@ -35,7 +43,7 @@ impl Action {
             Action::TimeOut(waiter) => {
                 waiter.time_out();
             }
-            Action::Run(f) => f(),
+            Action::Run(action) => action.fire(),
         }
     }
 
@@ -43,7 +51,7 @@ impl Action {
     fn is_live(&self) -> bool {
         match self {
             Action::TimeOut(waiter) => waiter.is_waiting(),
-            Action::Run(_) => true,
+            Action::Run(action) => action.is_live(),
         }
     }
 }
@@ -76,18 +84,38 @@ impl Ord for Entry {
     }
 }
 
-/// Timers ordered by deadline. Cancelled time-outs stay in the heap until they reach the top
-/// or until they are more than half of it, when the heap is rebuilt without them.
-#[derive(Default)]
+/// Timers ordered by deadline.
+///
+/// A timer that became dead (its wait ended first, its context was cancelled, its receivers
+/// are gone) stays until it reaches the top, or until the heap is compacted: whenever the heap
+/// has doubled since the last compaction, every dead entry is dropped. So dead timers cost
+/// amortised constant time each and never hold more than about half of the heap.
 pub(crate) struct TimerHeap {
     heap: BinaryHeap<Entry>,
     seq: u64,
-    /// Entries known to be dead (their waiter was notified first).
-    stale: usize,
+    /// The length at which the next compaction runs.
+    compact_at: usize,
+}
+
+/// The smallest heap that is ever compacted.
+const MIN_COMPACTION: usize = 64;
+
+impl Default for TimerHeap {
+    fn default() -> TimerHeap {
+        TimerHeap {
+            heap: BinaryHeap::new(),
+            seq: 0,
+            compact_at: MIN_COMPACTION,
+        }
+    }
 }
 
 impl TimerHeap {
     pub(crate) fn push(&mut self, deadline: Instant, action: Action) {
+        if self.heap.len() >= self.compact_at {
+            self.heap.retain(|e| e.action.is_live());
+            self.compact_at = (2 * self.heap.len()).max(MIN_COMPACTION);
+        }
         self.seq += 1;
         self.heap.push(Entry {
             deadline,
@@ -109,25 +137,11 @@ impl TimerHeap {
         if self.heap.peek()?.deadline > now {
             return None;
         }
-        let entry = self.heap.pop()?;
-        if !entry.action.is_live() {
-            self.stale = self.stale.saturating_sub(1);
-        }
-        Some(entry.action)
-    }
-
-    /// Records that one entry became dead; compacts the heap when most of it is.
-    pub(crate) fn note_stale(&mut self) {
-        self.stale += 1;
-        if self.stale > 64 && self.stale * 2 > self.heap.len() {
-            self.heap.retain(|e| e.action.is_live());
-            self.stale = 0;
-        }
+        self.heap.pop().map(|e| e.action)
     }
 
     /// Takes every timer out, for handing over to another heap.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (Instant, Action)> + '_ {
-        self.stale = 0;
         self.heap.drain().map(|e| (e.deadline, e.action))
     }
 }
@@ -141,16 +155,10 @@ pub(crate) fn arm_timeout(deadline: Instant, waiter: &Arc<Waiter>) {
         .push(deadline, Action::TimeOut(waiter.clone()));
 }
 
-/// The running goroutine's armed time-out became dead (its waiter was notified first).
-pub(crate) fn timeout_disarmed() {
-    if let Some(worker) = context::current_worker() {
-        worker.timers().borrow_mut().note_stale();
-    }
-}
-
-/// Runs `f` at `deadline`, on the current worker if there is one, else on the timer thread.
-pub(crate) fn run_at(deadline: Instant, f: impl FnOnce() + Send + 'static) {
-    let action = Action::Run(Box::new(f));
+/// Runs `action` at `deadline`, on the current worker if there is one, else on the timer
+/// thread.
+pub(crate) fn run_at(deadline: Instant, action: impl TimerAction + 'static) {
+    let action = Action::Run(Box::new(action));
     match context::current_worker() {
         Some(worker) => worker.timers().borrow_mut().push(deadline, action),
         None => global().push(deadline, action),
@@ -240,6 +248,18 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
     use std::time::Duration;
 
+    /// Runs a closure; always live.
+    struct Call<F>(F);
+
+    impl<F: FnOnce() + Send> TimerAction for Call<F> {
+        fn fire(self: Box<Self>) {
+            (self.0)()
+        }
+        fn is_live(&self) -> bool {
+            true
+        }
+    }
+
     #[test]
     fn heap_fires_in_deadline_order() {
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -249,7 +269,7 @@ mod tests {
             let order = order.clone();
             heap.push(
                 base + Duration::from_millis(ms),
-                Action::Run(Box::new(move || order.lock().push(i))),
+                Action::Run(Box::new(Call(move || order.lock().push(i)))),
             );
         }
         assert!(heap.pop_due(base).is_none());
@@ -257,6 +277,32 @@ mod tests {
             action.fire();
         }
         assert_eq!(*order.lock(), vec![1, 3, 2, 0]);
+    }
+
+    /// Never live.
+    struct Dead;
+
+    impl TimerAction for Dead {
+        fn fire(self: Box<Self>) {
+            panic!("a dead timer fired");
+        }
+        fn is_live(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn compaction_drops_dead_timers() {
+        let mut heap = TimerHeap::default();
+        let later = Instant::now() + Duration::from_secs(3600);
+        for _ in 0..10 * MIN_COMPACTION {
+            heap.push(later, Action::Run(Box::new(Dead)));
+        }
+        assert!(
+            heap.heap.len() <= MIN_COMPACTION,
+            "{} entries",
+            heap.heap.len()
+        );
     }
 
     #[test]
@@ -268,10 +314,10 @@ mod tests {
             let tx = tx.clone();
             global().push(
                 Instant::now() + Duration::from_millis(ms),
-                Action::Run(Box::new(move || {
+                Action::Run(Box::new(Call(move || {
                     fired.fetch_add(1, AtomicOrdering::SeqCst);
                     tx.send(()).unwrap();
-                })),
+                }))),
             );
         }
         for _ in 0..3 {
