@@ -122,32 +122,38 @@ impl<T> Sender<T> {
     pub fn close(&self) -> bool {
         self.chan.state.lock().close()
     }
-
-    /// Whether the channel is closed.
-    pub fn is_closed(&self) -> bool {
-        self.chan.state.lock().is_closed()
-    }
-
-    /// Values buffered now.
-    pub fn len(&self) -> usize {
-        self.chan.state.lock().len()
-    }
-
-    /// Whether nothing is buffered now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The buffer's capacity: `Some(0)` for a rendezvous channel, `None` if unbounded.
-    pub fn capacity(&self) -> Option<usize> {
-        capacity(&self.chan)
-    }
 }
 
-fn capacity<T>(chan: &Chan<T>) -> Option<usize> {
-    let cap = chan.state.lock().cap();
-    (cap != usize::MAX).then_some(cap)
+/// The queries both ends answer the same way.
+macro_rules! channel_queries {
+    ($end:ident) => {
+        impl<T> $end<T> {
+            /// Whether the channel is closed (values may still be buffered).
+            pub fn is_closed(&self) -> bool {
+                self.chan.state.lock().is_closed()
+            }
+
+            /// Values buffered now.
+            pub fn len(&self) -> usize {
+                self.chan.state.lock().len()
+            }
+
+            /// Whether nothing is buffered now.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// The buffer's capacity: `Some(0)` for a rendezvous channel, `None` if unbounded.
+            pub fn capacity(&self) -> Option<usize> {
+                let cap = self.chan.state.lock().cap();
+                (cap != usize::MAX).then_some(cap)
+            }
+        }
+    };
 }
+
+channel_queries!(Sender);
+channel_queries!(Receiver);
 
 impl<T> Receiver<T> {
     /// Receives a value, blocking until one is available.
@@ -230,26 +236,6 @@ impl<T> Receiver<T> {
     /// An iterator over the values available now, without blocking.
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
-    }
-
-    /// Whether the channel is closed (values may still be buffered).
-    pub fn is_closed(&self) -> bool {
-        self.chan.state.lock().is_closed()
-    }
-
-    /// Values buffered now.
-    pub fn len(&self) -> usize {
-        self.chan.state.lock().len()
-    }
-
-    /// Whether nothing is buffered now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The buffer's capacity: `Some(0)` for a rendezvous channel, `None` if unbounded.
-    pub fn capacity(&self) -> Option<usize> {
-        capacity(&self.chan)
     }
 }
 
