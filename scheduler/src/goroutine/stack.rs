@@ -55,7 +55,9 @@ fn page_size() -> usize {
     usize::try_from(size).expect("scheduler: sysconf(_SC_PAGESIZE) failed")
 }
 
-/// How guard pages are made on this kernel, found out on first use.
+/// How guard pages are made on this kernel, found out on first use. Relaxed throughout: it
+/// is a hint that protects no data; a thread that reads a stale value just tries `madvise`
+/// once more.
 static GUARD_MODE: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
 const GUARD_UNKNOWN: u8 = 0;
 const GUARD_MADVISE: u8 = 1;

@@ -97,6 +97,8 @@ fn suspend_current(why: Suspend) {
     let header = unsafe { &*header };
     // SAFETY: as above: the running goroutine suspends itself through its own yielder.
     unsafe { header.yielder() }.suspend(why);
+    // Relaxed: the flag is set by this worker thread itself (`cancel_started`), before it
+    // resumed us.
     if header.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
         // A goroutine suspends only when it is not unwinding (`can_suspend`), so this starts
         // its one and only unwind. resume_unwind skips the panic hook: nothing is printed.

@@ -45,6 +45,8 @@ impl Parker {
         }
         if self
             .state
+            // Relaxed: PARKED publishes nothing; the notifier's swap and the Acquire CAS
+            // after waking carry the data.
             .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {

@@ -97,6 +97,7 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        // Relaxed: ids only need to be unique, which the RMW gives.
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.live.fetch_add(1, Ordering::Relaxed);
         let task = Task::new(Arc::as_ptr(self), id, f);

@@ -15,6 +15,7 @@ use crate::goroutine::task::{TaskRef, state};
 /// after this wake (see the [`state`] module).
 pub(crate) fn unpark(task: &TaskRef) {
     let header = task.header();
+    // Relaxed: only a guess for the CAS below, which reads the real value.
     let mut current = header.state.load(Ordering::Relaxed);
     loop {
         let next = match current {

@@ -457,6 +457,7 @@ impl WorkerLocal {
             })
             .collect();
         for task in &started {
+            // Relaxed: read by the goroutine on this same thread when it resumes.
             task.header().cancelled.store(true, Ordering::Relaxed);
             unpark(task);
         }

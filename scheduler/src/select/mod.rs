@@ -97,6 +97,7 @@ fn seed() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let local = 0u8;
     let addr = &local as *const u8 as u64;
+    // Relaxed: the counter only needs distinct values.
     splitmix(NEXT.fetch_add(1, Ordering::Relaxed) ^ addr.rotate_left(32))
 }
 
