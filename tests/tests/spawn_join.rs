@@ -267,3 +267,43 @@ fn block_on_runs_concurrently_from_several_threads() {
         }
     });
 }
+
+/// Each level spawns the next and joins it: a chain `depth` goroutines deep.
+fn chain(depth: u32) -> u32 {
+    if depth == 0 {
+        return 0;
+    }
+    scheduler::spawn(move || chain(depth - 1))
+        .join()
+        .expect("a chain link panicked")
+        + 1
+}
+
+#[test]
+fn deep_spawn_join_chain_does_not_overflow_the_joiners_stack() {
+    // A join runs a goroutine that has not started on the joiner's own stack, but only while
+    // at least half of that stack is free; deeper links get stacks of their own. Without that
+    // rule 20,000 nested joins (far more than one 256 KiB stack holds) would overflow.
+    const DEPTH: u32 = 20_000;
+    let depth = watchdog("deep join chain", HANG_LIMIT, || {
+        runtime(2).block_on(|| chain(DEPTH))
+    });
+    assert_eq!(depth, DEPTH);
+}
+
+#[test]
+fn a_joined_goroutine_that_blocks_parks_its_joiner_and_still_completes() {
+    // The joined goroutine (run on the joiner's stack if it has not started) waits for a
+    // value that a third goroutine sends only after the join began.
+    let got = watchdog("join of a blocking goroutine", HANG_LIMIT, || {
+        runtime(1).block_on(|| {
+            let (tx, rx) = scheduler::chan::bounded::<u32>(0);
+            let receiver = scheduler::spawn(move || rx.recv().expect("sender alive") * 2);
+            let sender = scheduler::spawn(move || tx.send(21).expect("receiver alive"));
+            let got = receiver.join().expect("receiver panicked");
+            sender.join().expect("sender panicked");
+            got
+        })
+    });
+    assert_eq!(got, 42);
+}

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
 
-use super::task::Joinable;
+use super::task::{INLINE, Joinable, NO_HOME};
+use crate::sched::context;
 use crate::sync::waiter::Waiter;
 
 /// `JoinState::state`: the goroutine finished and its result is written.
@@ -112,10 +113,41 @@ impl<T> JoinHandle<T> {
     /// [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout) ran out of time is
     /// unwound, and its `join` returns `Err` with a [`Cancelled`](crate::Cancelled) payload.
     pub fn join(self) -> thread::Result<T> {
+        self.run_inline_if_unstarted();
         self.task.join_state().wait();
         // SAFETY: `wait` returned, so completion was observed with Acquire; `self` is consumed,
         // so the result is taken once.
         unsafe { self.task.take_result() }
+    }
+
+    /// A goroutine that has not started yet, joined by a goroutine of its runtime that has
+    /// stack to spare, runs right here on the joiner's stack, as `rayon::join` does: no stack
+    /// to take, no park, no wake. It is claimed first, so no worker starts it too; its queue
+    /// entry becomes stale. It runs on the joiner's thread, as it could have anyway (a
+    /// goroutine that has not started belongs to no thread), and anything it waits on parks
+    /// the joiner, which was about to wait for it in any case.
+    fn run_inline_if_unstarted(&self) {
+        let header = self.task.header();
+        if header.home.load(Ordering::Relaxed) != NO_HOME
+            || self.task.join_state().is_complete()
+            || !context::can_run_inline(header.shared)
+        {
+            return;
+        }
+        let worker = context::current_worker().expect("can_run_inline saw a worker");
+        // Usually what we join is what we spawned last: take it out of the deque. Otherwise
+        // it stays there, stale once claimed, and is dropped when it comes up.
+        let task = Arc::as_ptr(&self.task) as *const ();
+        let dequeued = worker.take_newest_if(task);
+        if header.claim(INLINE) {
+            self.task.run_inline();
+            worker.drop_stale_newest();
+            context::continue_cancellation();
+        } else {
+            // A worker started it (or a thief took it) meanwhile; it cannot have been in our
+            // deque then.
+            debug_assert!(!dequeued);
+        }
     }
 
     /// Whether the goroutine has finished, so that [`join`](Self::join) will not block.

@@ -4,7 +4,7 @@
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::thread;
 
 use corosensei::{Coroutine, Yielder};
@@ -66,6 +66,9 @@ pub(crate) mod state {
 
 /// Marks "no home yet" in [`Header::home`].
 pub(crate) const NO_HOME: usize = usize::MAX;
+/// Marks, in [`Header::home`], a goroutine that a `join` claimed before it started and ran on
+/// the joiner's own stack. Its queue entry is stale from then on.
+pub(crate) const INLINE: usize = usize::MAX - 1;
 
 /// The part of a goroutine every queue and waker touches.
 pub(crate) struct Header {
@@ -74,9 +77,10 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     /// Set once, by a forced shutdown; read by the goroutine at each suspension point.
     pub(crate) cancelled: AtomicBool,
-    /// Index of the worker that started the goroutine; `NO_HOME` before. Written once by that
-    /// worker before the first resume; read by wakers after their Acquire CAS out of `PARKED`,
-    /// which follows the worker's AcqRel CAS into `PARKED`, so Relaxed suffices.
+    /// Index of the worker that started the goroutine; `NO_HOME` before; `INLINE` if a joiner
+    /// ran it instead. Leaves `NO_HOME` once, by a CAS (the worker that starts it, or the
+    /// joiner that claims it: whoever wins owns the closure). Read by wakers after their
+    /// Acquire CAS out of `PARKED`, which follows the worker's AcqRel CAS into `PARKED`.
     pub(crate) home: AtomicUsize,
     /// The runtime the goroutine belongs to. Valid while the goroutine is not `DONE`: a
     /// runtime outlives its goroutines.
@@ -91,6 +95,9 @@ pub(crate) struct Header {
     yielder: UnsafeCell<*const GoYielder>,
     /// Index in the home worker's list of started goroutines. Home worker only.
     slot: UnsafeCell<usize>,
+    /// Lowest usable address of the goroutine's stack. Written by the home worker at start;
+    /// read by the goroutine itself. Home thread only.
+    stack_limit: UnsafeCell<usize>,
 }
 
 // SAFETY: the UnsafeCell fields are touched only on the goroutine's home worker thread (field
@@ -112,6 +119,7 @@ impl Header {
             coroutine: UnsafeCell::new(None),
             yielder: UnsafeCell::new(std::ptr::null()),
             slot: UnsafeCell::new(0),
+            stack_limit: UnsafeCell::new(0),
         }
     }
 
@@ -166,6 +174,30 @@ impl Header {
     pub(crate) unsafe fn set_slot(&self, slot: usize) {
         // SAFETY: home-thread-only access (caller's contract).
         unsafe { *self.slot.get() = slot }
+    }
+
+    /// # Safety
+    /// Home worker thread only.
+    pub(crate) unsafe fn set_stack_limit(&self, limit: usize) {
+        // SAFETY: home-thread-only access (caller's contract).
+        unsafe { *self.stack_limit.get() = limit }
+    }
+
+    /// # Safety
+    /// Home worker thread only, after start.
+    pub(crate) unsafe fn stack_limit(&self) -> usize {
+        // SAFETY: home-thread-only access (caller's contract).
+        unsafe { *self.stack_limit.get() }
+    }
+
+    /// Claims a goroutine that has not started, for `worker` (or [`INLINE`]). False if it was
+    /// started or claimed already: the caller must not run it.
+    pub(crate) fn claim(&self, home: usize) -> bool {
+        // AcqRel: the winner takes the closure next; the spawner's writes reached it through
+        // the queue or the JoinHandle.
+        self.home
+            .compare_exchange(NO_HOME, home, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -273,6 +305,9 @@ where
 /// The typed view a [`JoinHandle`](crate::JoinHandle) keeps of its goroutine.
 pub(crate) trait Joinable<T>: Send + Sync {
     fn header(&self) -> &Header;
+    /// Runs the goroutine on the caller's stack. Only after [`Header::claim`] with `INLINE`
+    /// succeeded.
+    fn run_inline(&self);
     fn join_state(&self) -> &JoinState;
     /// Takes the result.
     ///
@@ -288,6 +323,11 @@ where
 {
     fn header(&self) -> &Header {
         &self.header
+    }
+
+    fn run_inline(&self) {
+        Runnable::run(self);
+        self.header.state.store(state::DONE, Ordering::Release);
     }
 
     fn join_state(&self) -> &JoinState {

@@ -7,7 +7,9 @@
 
 use std::cell::Cell;
 use std::panic;
+use std::sync::Arc;
 
+use super::shared::Shared;
 use super::worker::WorkerLocal;
 use crate::goroutine::task::{Header, Suspend, TaskRef};
 
@@ -70,6 +72,27 @@ pub(crate) fn in_goroutine() -> bool {
     current_worker().is_some_and(|w| w.current_header().is_some())
 }
 
+/// Whether the caller may run a not-yet-started goroutine of the runtime `shared` on its own
+/// stack, as `join` does: it is a goroutine of that runtime (so the runtime's calls work in
+/// the joined closure), it is not unwinding, and at least half of its stack is still free.
+pub(crate) fn can_run_inline(shared: *const Shared) -> bool {
+    let Some(worker) = current_worker() else {
+        return false;
+    };
+    if !std::ptr::eq(Arc::as_ptr(worker.shared()), shared) || std::thread::panicking() {
+        return false;
+    }
+    let Some(header) = worker.current_header() else {
+        return false;
+    };
+    // SAFETY: the header belongs to the goroutine running right here (it started, so its
+    // stack limit is set), and we are on its home thread.
+    let limit = unsafe { (*header).stack_limit() };
+    // The address of a local is (close to) the current stack pointer.
+    let here = &limit as *const usize as usize;
+    here.saturating_sub(limit) >= worker.shared().stack_size / 2
+}
+
 /// Suspends the running goroutine until something calls [`super::unpark`] on it. May return
 /// spuriously: callers re-check their condition. Must be called inside a goroutine.
 pub(crate) fn park_current() {
@@ -97,11 +120,27 @@ fn suspend_current(why: Suspend) {
     let header = unsafe { &*header };
     // SAFETY: as above: the running goroutine suspends itself through its own yielder.
     unsafe { header.yielder() }.suspend(why);
+    unwind_if_cancelled(header);
+}
+
+/// Starts the unwind of a goroutine that a forced shutdown cancelled, at one of its
+/// suspension points.
+fn unwind_if_cancelled(header: &Header) {
     // Relaxed: the flag is set by this worker thread itself (`cancel_started`), before it
     // resumed us.
     if header.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
         // A goroutine suspends only when it is not unwinding (`can_suspend`), so this starts
         // its one and only unwind. resume_unwind skips the panic hook: nothing is printed.
         panic::resume_unwind(Box::new(crate::Cancelled));
+    }
+}
+
+/// After a goroutine ran inline on the caller's stack: if the caller was cancelled while in
+/// it, the cancellation's unwind stopped at the inline goroutine's `catch_unwind`, which
+/// recorded it as that goroutine's result. It belongs to the caller: start it again here.
+pub(crate) fn continue_cancellation() {
+    if let Some(header) = current_worker().and_then(|w| w.current_header()) {
+        // SAFETY: the header of the goroutine running right here.
+        unwind_if_cancelled(unsafe { &*header });
     }
 }

@@ -22,6 +22,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use corosensei::stack::Stack;
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Steal, Worker};
 
@@ -29,7 +30,7 @@ use super::context;
 use super::shared::{Shared, phase};
 use super::wake::unpark;
 use crate::goroutine::stack::StackPool;
-use crate::goroutine::task::{Coro, GoYielder, Header, NO_HOME, Runnable, Suspend, TaskRef, state};
+use crate::goroutine::task::{Coro, GoYielder, Header, INLINE, Runnable, Suspend, TaskRef, state};
 use crate::time::timers::{self, TimerHeap};
 
 /// Consecutive `runnext` picks allowed before the other queues get a turn.
@@ -126,6 +127,34 @@ impl WorkerLocal {
         // With one worker, the only one that could take it is this one, which is awake.
         if self.shared.procs > 1 {
             self.shared.notify_work();
+        }
+    }
+
+    /// Takes the goroutine at `task` out of the local deque if it is the newest entry there
+    /// (the usual case when a goroutine joins what it just spawned), so that running it inline
+    /// leaves no stale entry behind. True if it was taken.
+    pub(crate) fn take_newest_if(&self, task: *const ()) -> bool {
+        match self.local.pop() {
+            Some(newest) if std::ptr::eq(Arc::as_ptr(&newest) as *const (), task) => true,
+            Some(newest) => {
+                // Not it: put it back where it was (the same end of the deque).
+                self.local.push(newest);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Drops stale entries (goroutines a join ran inline) from the newest end of the local
+    /// deque, so that a goroutine that spawns and joins in a loop, never yielding, does not
+    /// pile them up.
+    pub(crate) fn drop_stale_newest(&self) {
+        while let Some(newest) = self.local.pop() {
+            if newest.header().home.load(Ordering::Relaxed) == INLINE {
+                continue;
+            }
+            self.local.push(newest);
+            return;
         }
     }
 
@@ -332,7 +361,10 @@ impl WorkerLocal {
     /// finishing it as cancelled) when the runtime is cancelling.
     fn start(&self, task: &TaskRef) -> Option<Coro> {
         let header = task.header();
-        debug_assert_eq!(header.home.load(Ordering::Relaxed), NO_HOME);
+        if !header.claim(self.index) {
+            // A joiner claimed it and ran it on its own stack: this queue entry is stale.
+            return None;
+        }
         if self.shared.phase() >= phase::CANCELLING {
             header.state.store(state::DONE, Ordering::Release);
             task.cancel();
@@ -356,10 +388,12 @@ impl WorkerLocal {
                 std::process::abort();
             }
         };
-        header.home.store(self.index, Ordering::Relaxed);
         let mut started = self.started.borrow_mut();
         // SAFETY: this is the home worker thread from now on.
-        unsafe { header.set_slot(started.len()) };
+        unsafe {
+            header.set_slot(started.len());
+            header.set_stack_limit(stack.limit().get());
+        }
         started.push(Arc::as_ptr(task));
         let body_task = task.clone();
         Some(Coroutine::with_stack(
