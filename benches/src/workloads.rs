@@ -200,32 +200,26 @@ pub(crate) fn skynet_size_ok(n: u64) -> bool {
 }
 
 /// A node covering leaves `num..num + size`: a leaf returns its ordinal; an inner node spawns
-/// its ten children, which send their sums on a channel of capacity 10 it owns.
+/// its ten children and sums their results through their join handles, in order.
 fn skynet(num: u64, size: u64) -> u64 {
     if size == 1 {
         return num;
     }
     let child = size / SKYNET_FANOUT;
-    let (tx, rx) = chan::bounded::<u64>(SKYNET_FANOUT as usize);
-    for i in 0..SKYNET_FANOUT {
-        let tx = tx.clone();
-        scheduler::spawn(move || {
-            let _ = tx.send(skynet(num + i * child, child));
-        });
-    }
-    drop(tx);
-    (0..SKYNET_FANOUT)
-        .map(|_| rx.recv().expect("child sends"))
+    let children: Vec<_> = (0..SKYNET_FANOUT)
+        .map(|i| scheduler::spawn(move || skynet(num + i * child, child)))
+        .collect();
+    children
+        .into_iter()
+        .map(|h| h.join().expect("skynet child panicked"))
         .sum()
 }
 
 fn skynet_workload(n: u64) -> Outcome {
     let start = Instant::now();
-    let (tx, rx) = chan::bounded::<u64>(1);
-    scheduler::spawn(move || {
-        let _ = tx.send(skynet(0, n));
-    });
-    let got = rx.recv().expect("root sends");
+    let got = scheduler::spawn(move || skynet(0, n))
+        .join()
+        .expect("skynet root panicked");
     let want = n * (n - 1) / 2;
     let tasks = (SKYNET_FANOUT * n - 1) / (SKYNET_FANOUT - 1);
     Outcome {
