@@ -150,3 +150,9 @@ impl fmt::Display for Cancelled {
         f.write_str("goroutine cancelled by a runtime shutdown")
     }
 }
+
+/// The examples of the guide and the README, run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide.md")]
+#[doc = include_str!("../../README.md")]
+mod documentation_examples {}
