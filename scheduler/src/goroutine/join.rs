@@ -155,7 +155,8 @@ impl<T> JoinHandle<T> {
         self.task.join_state().is_complete()
     }
 
-    /// The goroutine's id: unique within its runtime, counting from 1.
+    /// The goroutine's id: unique within its runtime, counting from 1 (not in spawn order:
+    /// each worker reserves ids in blocks).
     pub fn id(&self) -> u64 {
         self.task.header().id
     }

@@ -97,19 +97,28 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        // Relaxed: ids only need to be unique, which the RMW gives.
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.live.fetch_add(1, Ordering::Relaxed);
-        let task = Task::new(Arc::as_ptr(self), id, f);
-        let handle = JoinHandle::new(task.clone());
         match context::current_worker().filter(|w| w.belongs_to(self)) {
-            Some(worker) => worker.push_spawned(task),
+            Some(worker) => {
+                let task = Task::new(Arc::as_ptr(self), worker.next_id(), f);
+                let handle = JoinHandle::new(task.clone());
+                worker.push_spawned(task);
+                handle
+            }
             None => {
+                let task = Task::new(Arc::as_ptr(self), self.take_ids(1), f);
+                let handle = JoinHandle::new(task.clone());
                 self.injector.push(task);
                 self.notify_work();
+                handle
             }
         }
-        handle
+    }
+
+    /// Reserves `n` goroutine ids and returns the first.
+    pub(crate) fn take_ids(&self, n: u64) -> u64 {
+        // Relaxed: ids only need to be unique, which the RMW gives.
+        self.next_id.fetch_add(n, Ordering::Relaxed)
     }
 
     /// Wakes a parked worker to take stealable work, if the idle rules ask for one.

@@ -33,6 +33,8 @@ use crate::goroutine::stack::StackPool;
 use crate::goroutine::task::{Coro, GoYielder, Header, INLINE, Runnable, Suspend, TaskRef, state};
 use crate::time::timers::{self, TimerHeap};
 
+/// How many goroutine ids a worker reserves at a time.
+const ID_BLOCK: u64 = 1024;
 /// Consecutive `runnext` picks allowed before the other queues get a turn.
 const RUNNEXT_STREAK: u32 = 16;
 /// Every this many picks, the global queue is looked at first.
@@ -68,6 +70,9 @@ pub(crate) struct WorkerLocal {
     /// Whether this worker has already reacted to the CANCELLING phase.
     cancel_seen: Cell<bool>,
     rng: Cell<u64>,
+    /// Goroutine ids reserved for spawns on this worker: the next one, and the end of the
+    /// block. Taking ids in blocks keeps the shared counter off the spawn path.
+    ids: Cell<(u64, u64)>,
 }
 
 impl WorkerLocal {
@@ -89,6 +94,7 @@ impl WorkerLocal {
             searching: Cell::new(false),
             cancel_seen: Cell::new(false),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+            ids: Cell::new((0, 0)),
         }
     }
 
@@ -119,6 +125,17 @@ impl WorkerLocal {
 
     pub(crate) fn current_task(&self) -> Option<TaskRef> {
         self.current.borrow().clone()
+    }
+
+    /// An id for a goroutine spawned here.
+    pub(crate) fn next_id(&self) -> u64 {
+        let (mut next, mut end) = self.ids.get();
+        if next == end {
+            next = self.shared.take_ids(ID_BLOCK);
+            end = next + ID_BLOCK;
+        }
+        self.ids.set((next + 1, end));
+        next
     }
 
     /// Queues a goroutine spawned by a goroutine of this worker.
@@ -361,7 +378,13 @@ impl WorkerLocal {
     /// finishing it as cancelled) when the runtime is cancelling.
     fn start(&self, task: &TaskRef) -> Option<Coro> {
         let header = task.header();
-        if !header.claim(self.index) {
+        if Arc::strong_count(task) == 1 {
+            // Only the queue's reference is left, so no JoinHandle exists and nobody can claim
+            // it: take it without the CAS. (A Relaxed count can only be stale upwards here: a
+            // handle that existed when it was queued is seen, since the queue's hand-over
+            // orders its creation before this read.)
+            header.home.store(self.index, Ordering::Relaxed);
+        } else if !header.claim(self.index) {
             // A joiner claimed it and ran it on its own stack: this queue entry is stale.
             return None;
         }
