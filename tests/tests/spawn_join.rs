@@ -307,3 +307,48 @@ fn a_joined_goroutine_that_blocks_parks_its_joiner_and_still_completes() {
     });
     assert_eq!(got, 42);
 }
+
+/// A skynet node: spawns ten children, joins them in order, sums their results; each leaf
+/// counts its runs in `runs[leaf]`.
+fn ordered_tree(num: usize, size: usize, runs: Arc<Vec<AtomicUsize>>) -> usize {
+    if size == 1 {
+        runs[num].fetch_add(1, Ordering::Relaxed);
+        return num;
+    }
+    let child = size / 10;
+    let children: Vec<JoinHandle<usize>> = (0..10)
+        .map(|i| {
+            let runs = runs.clone();
+            scheduler::spawn(move || ordered_tree(num + i * child, child, runs))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|h| h.join().expect("node panicked"))
+        .sum()
+}
+
+#[test]
+fn goroutines_joined_out_of_spawn_order_run_exactly_once_while_others_steal() {
+    // Joining children in spawn order runs the older ones on the joiner's stack and leaves
+    // their deque entries stale; another worker that steals such an entry after the handle
+    // is gone must skip it, not start the goroutine a second time (a regression: it did).
+    const LEAVES: usize = 10_000;
+    watchdog("ordered joins under stealing", HANG_LIMIT, || {
+        let rt = runtime(2);
+        for round in 0..10 {
+            let runs: Arc<Vec<AtomicUsize>> =
+                Arc::new((0..LEAVES).map(|_| AtomicUsize::new(0)).collect());
+            let r = runs.clone();
+            let sum = rt.block_on(move || ordered_tree(0, LEAVES, r));
+            assert_eq!(sum, LEAVES * (LEAVES - 1) / 2, "round {round}");
+            for (leaf, count) in runs.iter().enumerate() {
+                assert_eq!(
+                    count.load(Ordering::Relaxed),
+                    1,
+                    "leaf {leaf} in round {round}"
+                );
+            }
+        }
+    });
+}

@@ -20,7 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
 
 use corosensei::stack::Stack;
 use corosensei::{Coroutine, CoroutineResult};
@@ -30,7 +30,9 @@ use super::context;
 use super::shared::{Shared, phase};
 use super::wake::unpark;
 use crate::goroutine::stack::StackPool;
-use crate::goroutine::task::{Coro, GoYielder, Header, INLINE, Runnable, Suspend, TaskRef, state};
+use crate::goroutine::task::{
+    Coro, GoYielder, Header, INLINE, NO_HOME, Runnable, Suspend, TaskRef, state,
+};
 use crate::time::timers::{self, TimerHeap};
 
 /// How many goroutine ids a worker reserves at a time.
@@ -380,9 +382,15 @@ impl WorkerLocal {
         let header = task.header();
         if Arc::strong_count(task) == 1 {
             // Only the queue's reference is left, so no JoinHandle exists and nobody can claim
-            // it: take it without the CAS. (A Relaxed count can only be stale upwards here: a
-            // handle that existed when it was queued is seen, since the queue's hand-over
-            // orders its creation before this read.)
+            // it any more: no CAS needed. But a joiner may have claimed it before it dropped
+            // its handle, leaving this entry stale. The Acquire fence pairs with the Release
+            // decrement of that handle's drop, so such a claim is visible to the load below.
+            // (The count can only be stale upwards: a handle that existed when the goroutine
+            // was queued is seen, since the queue's hand-over orders its creation first.)
+            fence(Ordering::Acquire);
+            if header.home.load(Ordering::Relaxed) != NO_HOME {
+                return None;
+            }
             header.home.store(self.index, Ordering::Relaxed);
         } else if !header.claim(self.index) {
             // A joiner claimed it and ran it on its own stack: this queue entry is stale.
