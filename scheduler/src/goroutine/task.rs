@@ -257,9 +257,12 @@ where
         // touches `stage` until `complete` publishes it to the JoinHandle.
         unsafe { *self.stage.get() = Stage::Finished(result) };
         // Count the goroutine out before releasing its joiner, so that once `join` returns
-        // the goroutine no longer shows in `num_goroutines`.
-        // SAFETY: the runtime is alive: this goroutine has not finished yet.
-        unsafe { &*self.header.shared }.finished_one();
+        // the goroutine no longer shows in `num_goroutines`. A goroutine always finishes on a
+        // worker of its runtime: its own, the joiner's that ran it inline, or the one that
+        // cancelled it before it started.
+        crate::sched::context::current_worker()
+            .expect("scheduler: internal error: a goroutine finished off its runtime's workers")
+            .count_finished();
         self.join.complete();
     }
 

@@ -2,7 +2,7 @@
 //! parker, the idle bookkeeping, and the goroutine count that shutdown waits on.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
 use std::time::Instant;
 
 use crossbeam_deque::{Injector, Stealer};
@@ -35,6 +35,36 @@ pub(crate) struct Remote {
     pub(crate) inbox: Injector<TaskRef>,
     /// Wakes the worker when it sleeps.
     pub(crate) parker: Parker,
+    /// The worker's share of the goroutine count.
+    pub(crate) counts: Counts,
+}
+
+/// Goroutines spawned and finished on one worker. Written only by that worker, with a load
+/// and a store (no read-modify-write, no shared cache line); summed by whoever asks how many
+/// goroutines are live ([`Shared::live`]).
+///
+/// Orderings: a goroutine's spawn is counted before it is queued, and the queue hand-over
+/// orders that before its run and its finish; `finished` is stored with Release and loaded
+/// with Acquire, so a reader that sees a goroutine's finish also sees its spawn.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Counts {
+    spawned: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Counts {
+    /// Counts a spawn. Only the owning worker calls this.
+    pub(crate) fn spawned_one(&self) {
+        let n = self.spawned.load(Ordering::Relaxed);
+        self.spawned.store(n + 1, Ordering::Relaxed);
+    }
+
+    /// Counts a finish. Only the owning worker calls this.
+    pub(crate) fn finished_one(&self) {
+        let n = self.finished.load(Ordering::Relaxed);
+        self.finished.store(n + 1, Ordering::Release);
+    }
 }
 
 /// State shared by every worker of one runtime, and by its `Runtime` handle.
@@ -47,11 +77,9 @@ pub(crate) struct Shared {
     pub(crate) injector: Injector<TaskRef>,
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) idle: Idle,
-    /// Goroutines spawned and not yet finished. Incremented by spawn (Relaxed: the queue push
-    /// that follows orders it before the decrement), decremented with AcqRel by each goroutine
-    /// as it finishes (`Task::finish`; Release: the goroutine's effects happen-before a
-    /// shutdown that reads 0 with Acquire).
-    live: AtomicUsize,
+    /// Goroutines spawned from outside the runtime (the workers count theirs in their
+    /// `Counts`). Incremented before the injector push, which orders it before the finish.
+    external_spawned: AtomicU64,
     next_id: AtomicU64,
     /// One of [`phase`]'s values; only moves forward. Written by the Runtime handle, read by
     /// workers between goroutines.
@@ -72,6 +100,7 @@ impl Shared {
                 stealer,
                 inbox: Injector::new(),
                 parker: Parker::new(),
+                counts: Counts::default(),
             })
             .collect();
         Shared {
@@ -81,7 +110,7 @@ impl Shared {
             injector: Injector::new(),
             remotes,
             idle: Idle::new(procs),
-            live: AtomicUsize::new(0),
+            external_spawned: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             phase: AtomicU8::new(phase::RUNNING),
             detached: AtomicBool::new(false),
@@ -97,15 +126,16 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.live.fetch_add(1, Ordering::Relaxed);
         match context::current_worker().filter(|w| w.belongs_to(self)) {
             Some(worker) => {
+                self.remotes[worker.index()].counts.spawned_one();
                 let task = Task::new(Arc::as_ptr(self), worker.next_id(), f);
                 let handle = JoinHandle::new(task.clone());
                 worker.push_spawned(task);
                 handle
             }
             None => {
+                self.external_spawned.fetch_add(1, Ordering::Relaxed);
                 let task = Task::new(Arc::as_ptr(self), self.take_ids(1), f);
                 let handle = JoinHandle::new(task.clone());
                 self.injector.push(task);
@@ -134,22 +164,46 @@ impl Shared {
         !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
     }
 
+    /// Goroutines spawned and not yet finished: the sum over the workers' counts.
+    ///
+    /// Exact when nothing changes meanwhile, and never too low: `finished` is read first, and
+    /// with Acquire, so every finish seen brings its spawn with it. A zero is therefore real,
+    /// and final once no spawn can come from outside.
     pub(crate) fn live(&self) -> usize {
-        self.live.load(Ordering::Acquire)
+        // SeqCst: orders the caller's own count updates before these loads, against another
+        // worker doing the same (see `note_if_all_done`).
+        fence(Ordering::SeqCst);
+        let finished: u64 = self
+            .remotes
+            .iter()
+            .map(|r| r.counts.finished.load(Ordering::Acquire))
+            .sum();
+        let spawned: u64 = self.external_spawned.load(Ordering::Relaxed)
+            + self
+                .remotes
+                .iter()
+                .map(|r| r.counts.spawned.load(Ordering::Relaxed))
+                .sum::<u64>();
+        usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
     }
 
-    /// Counts a goroutine as finished.
-    pub(crate) fn finished_one(&self) {
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Lock before notifying: a shutdown that read `live != 0` under this lock is
-            // already waiting on the condvar, so it cannot miss this notification.
-            drop(self.all_done.lock());
-            self.all_done_cv.notify_all();
-            // Acquire: the detaching goroutine stored the flag before it finished, and its
-            // finish is in the RMW chain this fetch_sub read from.
-            if self.detached.load(Ordering::Acquire) {
-                self.set_phase(phase::STOPPING);
-            }
+    /// Called by a worker that ran out of work, after its last count update: if no goroutine
+    /// is live, wakes a shutdown waiting for that, and stops a detached runtime.
+    ///
+    /// Why the last finish is always noticed: every worker that finishes a goroutine looks
+    /// here before it parks, and the SeqCst fences in `live` order the two looks of any two
+    /// such workers, so the later one sees both finishes. A shutdown that found goroutines
+    /// live waits under `all_done`, which this takes before notifying.
+    pub(crate) fn note_if_all_done(&self) {
+        if self.live() != 0 {
+            return;
+        }
+        drop(self.all_done.lock());
+        self.all_done_cv.notify_all();
+        // Acquire: pairs with `detach`'s Release, which came before the detaching
+        // goroutine's finish, which `live` saw.
+        if self.detached.load(Ordering::Acquire) {
+            self.set_phase(phase::STOPPING);
         }
     }
 

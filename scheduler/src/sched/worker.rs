@@ -129,6 +129,11 @@ impl WorkerLocal {
         self.current.borrow().clone()
     }
 
+    /// Counts a goroutine that finished on this worker.
+    pub(crate) fn count_finished(&self) {
+        self.shared.remotes[self.index].counts.finished_one();
+    }
+
     /// An id for a goroutine spawned here.
     pub(crate) fn next_id(&self) -> u64 {
         let (mut next, mut end) = self.ids.get();
@@ -208,6 +213,7 @@ impl WorkerLocal {
             if self.shared.phase() == phase::STOPPING {
                 break;
             }
+            self.shared.note_if_all_done();
             self.park();
         }
         debug_assert!(self.started.borrow().is_empty());
