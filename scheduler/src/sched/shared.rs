@@ -126,23 +126,24 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match context::current_worker().filter(|w| w.belongs_to(self)) {
-            Some(worker) => {
-                self.remotes[worker.index()].counts.spawned_one();
-                let task = Task::new(Arc::as_ptr(self), worker.next_id(), f);
-                let handle = JoinHandle::new(task.clone());
-                worker.push_spawned(task);
-                handle
-            }
+        let worker = context::current_worker().filter(|w| w.belongs_to(self));
+        let id = match worker {
+            Some(worker) => worker.count_spawned(),
             None => {
                 self.external_spawned.fetch_add(1, Ordering::Relaxed);
-                let task = Task::new(Arc::as_ptr(self), self.take_ids(1), f);
-                let handle = JoinHandle::new(task.clone());
+                self.take_ids(1)
+            }
+        };
+        let task = Task::new(Arc::as_ptr(self), id, f);
+        let handle = JoinHandle::new(task.clone());
+        match worker {
+            Some(worker) => worker.push_spawned(task),
+            None => {
                 self.injector.push(task);
                 self.notify_work();
-                handle
             }
         }
+        handle
     }
 
     /// Reserves `n` goroutine ids and returns the first.

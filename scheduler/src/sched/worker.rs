@@ -134,8 +134,9 @@ impl WorkerLocal {
         self.shared.remotes[self.index].counts.finished_one();
     }
 
-    /// An id for a goroutine spawned here.
-    pub(crate) fn next_id(&self) -> u64 {
+    /// Counts a goroutine spawned on this worker and returns its id.
+    pub(crate) fn count_spawned(&self) -> u64 {
+        self.shared.remotes[self.index].counts.spawned_one();
         let (mut next, mut end) = self.ids.get();
         if next == end {
             next = self.shared.take_ids(ID_BLOCK);
@@ -382,8 +383,9 @@ impl WorkerLocal {
         self.resume(task, coro);
     }
 
-    /// Gives a new goroutine a stack and this worker as its home. Returns `None` (after
-    /// finishing it as cancelled) when the runtime is cancelling.
+    /// Gives a new goroutine a stack and this worker as its home. Returns `None` if a joiner
+    /// already ran it (a stale queue entry), or, after finishing it as cancelled, when the
+    /// runtime is cancelling.
     fn start(&self, task: &TaskRef) -> Option<Coro> {
         let header = task.header();
         if Arc::strong_count(task) == 1 {
