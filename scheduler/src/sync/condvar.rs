@@ -1,13 +1,11 @@
 //! A condition variable for [`Mutex`](super::Mutex).
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::locked::Locked;
 use super::mutex::{Mutex, MutexGuard};
-use super::waiter::Waiter;
+use super::waiter::{Waiter, WaiterQueue};
 
 /// Waits for a condition guarded by a [`Mutex`], Go's `sync.Cond`.
 ///
@@ -37,7 +35,7 @@ use super::waiter::Waiter;
 /// ```
 #[derive(Default)]
 pub struct Condvar {
-    waiters: Locked<VecDeque<Arc<Waiter>>>,
+    waiters: Locked<WaiterQueue>,
 }
 
 impl Condvar {
@@ -79,34 +77,24 @@ impl Condvar {
     ) -> (MutexGuard<'a, T>, bool) {
         let mutex: &'a Mutex<T> = MutexGuard::mutex(&guard);
         let waiter = Waiter::for_current();
-        self.waiters.lock().push_back(waiter.clone());
+        self.waiters.lock().push(&waiter, 0);
         drop(guard);
         let notified = waiter.wait_until(deadline).is_some();
         if !notified {
-            let mut waiters = self.waiters.lock();
-            if let Some(pos) = waiters.iter().position(|w| Arc::ptr_eq(w, &waiter)) {
-                waiters.remove(pos);
-            }
+            self.waiters.lock().withdraw(&waiter);
         }
         (mutex.lock(), !notified)
     }
 
     /// Wakes one waiter, if any.
     pub fn notify_one(&self) {
-        let mut waiters = self.waiters.lock();
-        while let Some(waiter) = waiters.pop_front() {
-            if waiter.notify(0) {
-                return;
-            }
-        }
+        self.waiters.lock().notify_first();
     }
 
     /// Wakes every waiter.
     pub fn notify_all(&self) {
-        let waiters = std::mem::take(&mut *self.waiters.lock());
-        for waiter in waiters {
-            waiter.notify(0);
-        }
+        let waiters = self.waiters.lock().take_all();
+        waiters.notify_all();
     }
 }
 

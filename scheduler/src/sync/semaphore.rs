@@ -1,13 +1,12 @@
 //! A counting semaphore: bound how many goroutines do something at once.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::locked::{Locked, RawLock};
-use super::waiter::Waiter;
+use super::waiter::{Waiter, WaiterQueue};
 use crate::chan::RecvOp;
 use crate::context::{Context, ContextError};
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select, select_one};
@@ -59,7 +58,7 @@ pub struct Semaphore {
     /// the queue lock; it may stay set with an empty queue, which every path tolerates.
     state: AtomicUsize,
     /// Blocked acquirers with their tokens, in arrival order.
-    queue: Locked<VecDeque<(Arc<Waiter>, usize)>>,
+    queue: Locked<WaiterQueue>,
 }
 
 /// One permit of a [`Semaphore`]; returned when dropped.
@@ -81,7 +80,7 @@ impl Semaphore {
         );
         Semaphore {
             state: AtomicUsize::new(permits * ONE),
-            queue: Locked::new(VecDeque::new()),
+            queue: Locked::new(WaiterQueue::new()),
         }
     }
 
@@ -187,14 +186,12 @@ impl Semaphore {
     #[cold]
     fn release_slow(&self) {
         let mut queue = self.queue.lock();
-        while let Some((waiter, token)) = queue.pop_front() {
-            // Hand the permit over directly: the count does not change.
-            if waiter.notify(token) {
-                if queue.is_empty() {
-                    self.state.fetch_and(!WAITERS, Ordering::Relaxed);
-                }
-                return;
+        // Hand the permit over directly: the count does not change.
+        if queue.notify_first() {
+            if queue.is_empty() {
+                self.state.fetch_and(!WAITERS, Ordering::Relaxed);
             }
+            return;
         }
         // Nobody waiting after all.
         let mut state = self.state.load(Ordering::Relaxed);
@@ -276,17 +273,14 @@ impl Selectable for AcquireOp<'_> {
     unsafe fn enqueue(&mut self, waiter: &SelectWaiter, token: usize) {
         self.sem.state.fetch_or(WAITERS, Ordering::Relaxed);
         // SAFETY: the caller holds the lock; the reference ends with this statement.
-        unsafe { self.sem.queue.data_mut() }.push_back((waiter.0.clone(), token));
+        unsafe { self.sem.queue.data_mut() }.push(&waiter.0, token);
         self.registered = Some(waiter.0.clone());
     }
 
     unsafe fn withdraw(&mut self) {
         if let Some(waiter) = self.registered.take() {
             // SAFETY: the caller holds the lock; the reference ends with this statement.
-            let queue = unsafe { self.sem.queue.data_mut() };
-            if let Some(pos) = queue.iter().position(|(w, _)| Arc::ptr_eq(w, &waiter)) {
-                queue.remove(pos);
-            }
+            unsafe { self.sem.queue.data_mut() }.withdraw(&waiter);
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::locked::{Locked, RawLock};
-use super::waiter::Waiter;
+use super::waiter::{Waiter, WaiterQueue};
 use crate::JoinHandle;
 use crate::context::{Context, ContextError};
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select};
@@ -60,7 +60,7 @@ struct Inner {
     /// Blocked waiters with their tokens, woken all at once when the count reaches zero. A
     /// waiter checks the count under this lock before it registers, and `done` takes this lock
     /// after the count reached zero, so no waiter can register after the final `done` looked.
-    waiters: Locked<Vec<(Arc<Waiter>, usize)>>,
+    waiters: Locked<WaiterQueue>,
 }
 
 impl WaitGroup {
@@ -110,16 +110,14 @@ impl WaitGroup {
                     .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |c| c.checked_sub(1));
             match released {
                 Err(_) => None,
-                Ok(1) => Some(std::mem::take(&mut *waiters)),
-                Ok(_) => Some(Vec::new()),
+                Ok(1) => Some(waiters.take_all()),
+                Ok(_) => Some(WaiterQueue::new()),
             }
         };
         let Some(waiters) = waiters else {
             panic!("scheduler: negative WaitGroup counter");
         };
-        for (waiter, token) in waiters {
-            waiter.notify(token);
-        }
+        waiters.notify_all();
     }
 
     /// Blocks until the counter is zero. Returns at once if it is zero already.
@@ -227,15 +225,14 @@ impl Selectable for WaitOp<'_> {
 
     unsafe fn enqueue(&mut self, waiter: &SelectWaiter, token: usize) {
         // SAFETY: the caller holds the lock; the reference ends with this statement.
-        unsafe { self.group.waiters.data_mut() }.push((waiter.0.clone(), token));
+        unsafe { self.group.waiters.data_mut() }.push(&waiter.0, token);
         self.registered = Some(waiter.0.clone());
     }
 
     unsafe fn withdraw(&mut self) {
         if let Some(waiter) = self.registered.take() {
             // SAFETY: the caller holds the lock; the reference ends with this statement.
-            let waiters = unsafe { self.group.waiters.data_mut() };
-            waiters.retain(|(w, _)| !Arc::ptr_eq(w, &waiter));
+            unsafe { self.group.waiters.data_mut() }.withdraw(&waiter);
         }
     }
 

@@ -9,6 +9,7 @@
 //! goroutine or thread (a stale wake meant for an earlier wait, `std::thread::park`'s own) is
 //! just another turn of the wait loop.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, Thread};
@@ -163,5 +164,62 @@ struct EndOnUnwind<'a>(&'a Waiter);
 impl Drop for EndOnUnwind<'_> {
     fn drop(&mut self) {
         self.0.try_time_out();
+    }
+}
+
+/// Waiters queued on a primitive, in arrival order, each with the token to end its wait with.
+/// Kept under the primitive's lock.
+#[derive(Default)]
+pub(crate) struct WaiterQueue {
+    entries: VecDeque<(Arc<Waiter>, usize)>,
+}
+
+impl WaiterQueue {
+    pub(crate) const fn new() -> WaiterQueue {
+        WaiterQueue {
+            entries: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn push(&mut self, waiter: &Arc<Waiter>, token: usize) {
+        self.entries.push_back((waiter.clone(), token));
+    }
+
+    /// Removes `waiter`'s entry if it is still queued (its wait ended otherwise).
+    pub(crate) fn withdraw(&mut self, waiter: &Arc<Waiter>) {
+        if let Some(pos) = self
+            .entries
+            .iter()
+            .position(|(w, _)| Arc::ptr_eq(w, waiter))
+        {
+            self.entries.remove(pos);
+        }
+    }
+
+    /// Ends the wait of the first waiter still waiting, skipping (and dropping) those whose
+    /// wait ended otherwise. Returns false if nobody was left to notify.
+    pub(crate) fn notify_first(&mut self) -> bool {
+        while let Some((waiter, token)) = self.entries.pop_front() {
+            if waiter.notify(token) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Takes every entry out, to notify them after the primitive's lock is released.
+    pub(crate) fn take_all(&mut self) -> WaiterQueue {
+        std::mem::take(self)
+    }
+
+    /// Ends every queued wait.
+    pub(crate) fn notify_all(self) {
+        for (waiter, token) in self.entries {
+            waiter.notify(token);
+        }
     }
 }
