@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use scheduler::chan::{self, TryRecvError, TrySendError};
 use scheduler::{Cancelled, JoinHandle, WaitGroup};
-use scheduler_tests::{HANG_LIMIT, runtime, watchdog};
+use scheduler_tests::{DropCounter, HANG_LIMIT, runtime, watchdog};
 
 /// Sets its flag when dropped: shows that a goroutine's destructors ran.
 struct SetOnDrop(Arc<AtomicBool>);
@@ -198,4 +199,66 @@ fn shutdown_timeout_cancels_goroutines_blocked_in_every_way() {
         let payload = spinner.join().expect_err("the spinner was cancelled");
         assert!(payload.is::<Cancelled>());
     });
+}
+
+#[test]
+fn shutdown_timeout_unwinds_goroutines_parked_in_plain_send_and_recv() {
+    // A goroutine blocked in a plain send or recv waits on its own stack, with the channel
+    // pointing at it. Cancelled, it must take itself out of the channel before its stack
+    // unwinds: afterwards the channel has no waiting party left to hand a value to or take
+    // one from, and every value is dropped exactly once.
+    watchdog(
+        "shutdown unwinds parked channel parties",
+        HANG_LIMIT,
+        || {
+            let rt = runtime(2);
+            let drops = DropCounter::new();
+            let (tx, rx) = chan::bounded(0);
+            let (keep_tx, keep_rx) = (tx.clone(), rx.clone());
+            let started = WaitGroup::new();
+            const SENDERS: usize = 8;
+            const RECEIVERS: usize = 8;
+            started.add(SENDERS);
+            for i in 0..SENDERS {
+                let (tx, value, s) = (tx.clone(), drops.value(i), started.clone());
+                rt.spawn(move || {
+                    s.done();
+                    let _ = tx.send(value);
+                });
+            }
+            started.wait();
+            // The senders may still be on their way into `send`: wait until the channel holds
+            // every one of them, checking from a goroutine (a receive takes one out, so count
+            // through try_send, which can only succeed when a receiver waits: never here).
+            let (other_tx, other_rx) = chan::bounded::<usize>(0);
+            started.add(RECEIVERS);
+            for _ in 0..RECEIVERS {
+                let (rx, s) = (other_rx.clone(), started.clone());
+                rt.spawn(move || {
+                    s.done();
+                    let _ = rx.recv();
+                });
+            }
+            started.wait();
+            drop((tx, rx));
+
+            let err = rt
+                .shutdown_timeout(SHORT)
+                .expect_err("parked senders and receivers cannot finish in time");
+            assert_eq!(err.remaining(), SENDERS + RECEIVERS);
+            assert_eq!(
+                drops.dropped(),
+                SENDERS,
+                "every value a cancelled sender offered was dropped once"
+            );
+            // Nobody waits in either channel any more: a hand-over has no one to go to.
+            assert!(matches!(
+                keep_tx.try_send(drops.value(100)),
+                Err(TrySendError::Full(_))
+            ));
+            assert_eq!(keep_rx.try_recv().map(|v| v.id), Err(TryRecvError::Empty));
+            assert!(matches!(other_tx.try_send(7), Err(TrySendError::Full(7))));
+            assert_eq!(drops.dropped(), SENDERS + 1);
+        },
+    );
 }

@@ -17,8 +17,19 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::parked::{ParkedRef, ParkedSlot};
 use crate::sync::locked::Locked;
 use crate::sync::waiter::Waiter;
+
+/// A blocked party in one of a channel's queues.
+pub(crate) enum Party<T> {
+    /// A `select!` arm, or a timed, cancellable or plain-thread wait: a shared slot whose wait
+    /// may end otherwise (timeout, another arm), so completing it may fail.
+    Select(Arc<Slot<T>>),
+    /// A goroutine parked in a plain send or receive, its slot on its own stack
+    /// ([`super::parked`]): completing it always succeeds.
+    Parked(ParkedRef<T>),
+}
 
 /// A blocked send or receive: the waiter, the token that tells it which operation completed,
 /// and the value moving between the two sides.
@@ -63,8 +74,8 @@ pub(crate) struct State<T> {
     pub(crate) receivers: usize,
     /// Never closed by the count of senders: for timer channels, which Go never closes.
     keep_open: bool,
-    recvq: VecDeque<Arc<Slot<T>>>,
-    sendq: VecDeque<Arc<Slot<T>>>,
+    recvq: VecDeque<Party<T>>,
+    sendq: VecDeque<Party<T>>,
 }
 
 /// A channel shared by its senders and receivers.
@@ -107,13 +118,23 @@ impl<T> State<T> {
         if self.closed {
             return Err(TrySend::Closed(value));
         }
-        while let Some(slot) = self.recvq.pop_front() {
-            *slot.value.lock() = Some(value);
-            if slot.waiter.notify(slot.token) {
-                return Ok(());
+        while let Some(party) = self.recvq.pop_front() {
+            match party {
+                Party::Select(slot) => {
+                    *slot.value.lock() = Some(value);
+                    if slot.waiter.notify(slot.token) {
+                        return Ok(());
+                    }
+                    // That receiver stopped waiting (timed out, or chose another arm): next.
+                    value = slot.value.lock().take().expect("value just stored");
+                }
+                Party::Parked(parked) => {
+                    // SAFETY: we hold the channel's lock (`&mut self`) and took it out of the
+                    // queue.
+                    unsafe { parked.complete(|slot| *slot = Some(value)) };
+                    return Ok(());
+                }
             }
-            // That receiver stopped waiting (timed out, or chose another arm): next one.
-            value = slot.value.lock().take().expect("value just stored");
         }
         if self.buf.len() < self.cap {
             self.buf.push_back(value);
@@ -149,36 +170,68 @@ impl<T> State<T> {
     /// the channel closed. If the notification fails, the value goes back to the slot for its
     /// sender to take.
     fn take_from_sender(&mut self) -> Option<T> {
-        while let Some(slot) = self.sendq.pop_front() {
-            let value = slot
-                .value
-                .lock()
-                .take()
-                .expect("a blocked sender offers a value");
-            if slot.waiter.notify(slot.token) {
-                return Some(value);
+        while let Some(party) = self.sendq.pop_front() {
+            match party {
+                Party::Select(slot) => {
+                    let value = slot
+                        .value
+                        .lock()
+                        .take()
+                        .expect("a blocked sender offers a value");
+                    if slot.waiter.notify(slot.token) {
+                        return Some(value);
+                    }
+                    *slot.value.lock() = Some(value);
+                }
+                Party::Parked(parked) => {
+                    // SAFETY: we hold the channel's lock (`&mut self`) and took it out of the
+                    // queue.
+                    let value = unsafe { parked.complete(Option::take) };
+                    return Some(value.expect("a blocked sender offers a value"));
+                }
             }
-            *slot.value.lock() = Some(value);
         }
         None
     }
 
-    pub(crate) fn enqueue_recv(&mut self, slot: Arc<Slot<T>>) {
-        self.recvq.push_back(slot);
+    pub(crate) fn enqueue_recv(&mut self, party: Party<T>) {
+        self.recvq.push_back(party);
     }
 
-    pub(crate) fn enqueue_send(&mut self, slot: Arc<Slot<T>>) {
-        self.sendq.push_back(slot);
+    pub(crate) fn enqueue_send(&mut self, party: Party<T>) {
+        self.sendq.push_back(party);
     }
 
     /// Removes a receiver's slot that is still queued.
     pub(crate) fn dequeue_recv(&mut self, slot: &Arc<Slot<T>>) {
-        remove_slot(&mut self.recvq, slot);
+        remove_party(
+            &mut self.recvq,
+            |p| matches!(p, Party::Select(s) if Arc::ptr_eq(s, slot)),
+        );
     }
 
     /// Removes a sender's slot that is still queued.
     pub(crate) fn dequeue_send(&mut self, slot: &Arc<Slot<T>>) {
-        remove_slot(&mut self.sendq, slot);
+        remove_party(
+            &mut self.sendq,
+            |p| matches!(p, Party::Select(s) if Arc::ptr_eq(s, slot)),
+        );
+    }
+
+    /// Removes a parked receiver's slot that is still queued.
+    pub(crate) fn dequeue_parked_recv(&mut self, slot: &ParkedSlot<T>) {
+        remove_party(
+            &mut self.recvq,
+            |p| matches!(p, Party::Parked(r) if r.points_to(slot)),
+        );
+    }
+
+    /// Removes a parked sender's slot that is still queued.
+    pub(crate) fn dequeue_parked_send(&mut self, slot: &ParkedSlot<T>) {
+        remove_party(
+            &mut self.sendq,
+            |p| matches!(p, Party::Parked(r) if r.points_to(slot)),
+        );
     }
 
     /// Closes the channel: wakes every blocked receiver (who then finds it closed and empty)
@@ -188,8 +241,15 @@ impl<T> State<T> {
             return false;
         }
         self.closed = true;
-        for slot in self.recvq.drain(..).chain(self.sendq.drain(..)) {
-            slot.waiter.notify(slot.token);
+        for party in self.recvq.drain(..).chain(self.sendq.drain(..)) {
+            match party {
+                Party::Select(slot) => {
+                    slot.waiter.notify(slot.token);
+                }
+                // SAFETY: we hold the channel's lock (`&mut self`) and took it out of the
+                // queue. The value stays: a receiver finds none, a sender gets its own back.
+                Party::Parked(parked) => unsafe { parked.complete(|_| ()) },
+            }
         }
         true
     }
@@ -211,9 +271,9 @@ impl<T> State<T> {
     }
 }
 
-fn remove_slot<T>(queue: &mut VecDeque<Arc<Slot<T>>>, slot: &Arc<Slot<T>>) {
+fn remove_party<T>(queue: &mut VecDeque<Party<T>>, is_it: impl Fn(&Party<T>) -> bool) {
     // Search from the back: a slot still queued when its wait ended is usually recent.
-    if let Some(pos) = queue.iter().rposition(|s| Arc::ptr_eq(s, slot)) {
+    if let Some(pos) = queue.iter().rposition(is_it) {
         queue.remove(pos);
     }
 }

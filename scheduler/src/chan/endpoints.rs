@@ -10,7 +10,9 @@ use super::error::{
     TryRecvError, TrySendError,
 };
 use super::ops::{RecvOp, SendOp};
+use super::parked;
 use crate::context::Context;
+use crate::sched::context::can_suspend;
 use crate::select::{Mode, select, select_one};
 
 /// The sending end of a channel. Clone it to send from several goroutines.
@@ -40,6 +42,9 @@ impl<T> Sender<T> {
     /// The value back in a [`SendError`] if the channel is closed (also when it closes while
     /// this send waits).
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        if can_suspend() {
+            return parked::send(&self.chan, value);
+        }
         let mut op = SendOp::on(&self.chan, value);
         select_one(&mut op, Mode::Block);
         op.outcome()
@@ -162,6 +167,9 @@ impl<T> Receiver<T> {
     ///
     /// [`RecvError`] once the channel is closed and empty.
     pub fn recv(&self) -> Result<T, RecvError> {
+        if can_suspend() {
+            return parked::recv(&self.chan);
+        }
         let mut op = RecvOp::on(&self.chan);
         select_one(&mut op, Mode::Block);
         op.outcome()

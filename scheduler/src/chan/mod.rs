@@ -31,6 +31,7 @@ mod core;
 mod endpoints;
 mod error;
 mod ops;
+mod parked;
 
 pub use endpoints::{IntoIter, Iter, Receiver, Sender, TryIter};
 pub use error::{

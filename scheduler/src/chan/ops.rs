@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::core::{Chan, Slot, TryRecv, TrySend};
+use super::core::{Chan, Party, Slot, TryRecv, TrySend};
 use super::error::{RecvError, SendError};
 use super::{Receiver, Sender};
 use crate::select::{SelectWaiter, Selectable, sealed};
@@ -139,7 +139,7 @@ impl<T> Selectable for RecvOp<'_, T> {
     unsafe fn enqueue(&mut self, waiter: &SelectWaiter, token: usize) {
         let slot = Slot::new(&waiter.0, token, None);
         // SAFETY: the caller holds the lock; the reference ends with this call.
-        unsafe { self.chan.state.data_mut() }.enqueue_recv(slot.clone());
+        unsafe { self.chan.state.data_mut() }.enqueue_recv(Party::Select(slot.clone()));
         self.slot = Some(slot);
     }
 
@@ -183,7 +183,7 @@ impl<T> Selectable for SendOp<'_, T> {
     unsafe fn enqueue(&mut self, waiter: &SelectWaiter, token: usize) {
         let slot = Slot::new(&waiter.0, token, self.value.take());
         // SAFETY: the caller holds the lock; the reference ends with this call.
-        unsafe { self.chan.state.data_mut() }.enqueue_send(slot.clone());
+        unsafe { self.chan.state.data_mut() }.enqueue_send(Party::Select(slot.clone()));
         self.slot = Some(slot);
     }
 

@@ -12,6 +12,7 @@ use corosensei::{Coroutine, Yielder};
 use super::join::JoinState;
 use super::stack::GuardedStack;
 use crate::sched::Shared;
+use crate::sync::locked::RawLock;
 
 /// Why a goroutine handed control back to its worker.
 pub(crate) enum Suspend {
@@ -19,6 +20,9 @@ pub(crate) enum Suspend {
     Yield,
     /// Blocked: run again once somebody calls [`unpark`](crate::sched::unpark).
     Park,
+    /// Blocked as `Park`, holding a lock that the worker releases once the goroutine is
+    /// parked (see [`park_current_unlocking`](crate::sched::context::park_current_unlocking)).
+    ParkUnlocking(*const RawLock),
 }
 
 /// The coroutine a started goroutine runs in.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::shared::Shared;
 use super::worker::WorkerLocal;
 use crate::goroutine::task::{Header, Suspend, TaskRef};
+use crate::sync::locked::RawLock;
 
 thread_local! {
     /// The worker running on this thread, if it is one; set for the worker's whole life.
@@ -99,6 +100,19 @@ pub(crate) fn park_current() {
     suspend_current(Suspend::Park);
 }
 
+/// Suspends the running goroutine like [`park_current`], with `lock` held: its worker releases
+/// the lock once the goroutine is parked, so whoever takes the lock next and finds the
+/// goroutine waiting can wake it at once. Unlike `park_current`, a cancelled goroutine does
+/// not unwind here: the caller cleans up first, then calls [`continue_cancellation`].
+/// Must be called inside a goroutine that may suspend, with `lock` locked.
+pub(crate) fn park_current_unlocking(lock: &RawLock) {
+    // SAFETY: see `suspend_current`.
+    let header = unsafe { &*running_header() };
+    // SAFETY: as in `suspend_current`. The lock outlives the suspension: the caller borrows
+    // it for this whole call, and the worker unlocks it before anything can resume us.
+    unsafe { header.yielder() }.suspend(Suspend::ParkUnlocking(lock));
+}
+
 /// Suspends the running goroutine behind the others that are ready on its worker.
 /// Returns false (and does nothing) outside a goroutine, or when it may not suspend
 /// ([`can_suspend`]).
@@ -110,10 +124,15 @@ pub(crate) fn yield_current() -> bool {
     true
 }
 
-fn suspend_current(why: Suspend) {
-    let header: *const Header = current_worker()
+/// The header of the goroutine running on this thread.
+fn running_header() -> *const Header {
+    current_worker()
         .and_then(|w| w.current_header())
-        .expect("scheduler: internal error: suspend outside a goroutine");
+        .expect("scheduler: internal error: suspend outside a goroutine")
+}
+
+fn suspend_current(why: Suspend) {
+    let header = running_header();
     // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
     // holds for the whole resume; it started, so its yielder is set, and we are on its home
     // thread.

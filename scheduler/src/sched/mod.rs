@@ -13,4 +13,4 @@ pub(crate) mod wake;
 pub(crate) mod worker;
 
 pub(crate) use shared::Shared;
-pub(crate) use wake::unpark;
+pub(crate) use wake::{unpark, unpark_owned};

@@ -14,13 +14,27 @@ use crate::goroutine::task::{TaskRef, state};
 /// Whatever the caller wrote before this call is visible to the goroutine when it next checks
 /// after this wake (see the [`state`] module).
 pub(crate) fn unpark(task: &TaskRef) {
+    if was_parked(task) {
+        enqueue(task.clone());
+    }
+}
+
+/// [`unpark`], consuming the caller's reference (one reference-count update fewer).
+pub(crate) fn unpark_owned(task: TaskRef) {
+    if was_parked(&task) {
+        enqueue(task);
+    }
+}
+
+/// Marks `task` woken; true if it was parked, so that the caller must queue it.
+fn was_parked(task: &TaskRef) -> bool {
     let header = task.header();
     // Relaxed: only a guess for the CAS below, which reads the real value.
     let mut current = header.state.load(Ordering::Relaxed);
     loop {
         let next = match current {
             state::PARKED => state::ACTIVE,
-            state::DONE => return,
+            state::DONE => return false,
             // Owned by the scheduler. The RMW is needed even when the flag is already set:
             // the worker's next RMW on `state` reads from it and acquires the caller's writes.
             other => other | state::NOTIFIED,
@@ -32,18 +46,22 @@ pub(crate) fn unpark(task: &TaskRef) {
             .state
             .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
         {
-            Ok(_) if current == state::PARKED => break,
-            Ok(_) => return,
+            Ok(_) => return current == state::PARKED,
             Err(actual) => current = actual,
         }
     }
-    // We moved it out of PARKED, so we own scheduling it.
+}
+
+/// Queues a goroutine that [`was_parked`] moved out of PARKED (so the caller owns scheduling
+/// it) on its home worker.
+fn enqueue(task: TaskRef) {
+    let header = task.header();
     let home = header.home.load(Ordering::Relaxed);
     if let Some(worker) = context::current_worker()
         && std::ptr::eq(Arc::as_ptr(worker.shared()), header.shared)
         && worker.index() == home
     {
-        worker.push_woken(task.clone());
+        worker.push_woken(task);
         return;
     }
     // SAFETY: `header.shared` came from `Arc::as_ptr` of the runtime's Shared, and the runtime
@@ -56,6 +74,6 @@ pub(crate) fn unpark(task: &TaskRef) {
         Arc::from_raw(header.shared)
     };
     let remote = &shared.remotes[home];
-    remote.inbox.push(task.clone());
+    remote.inbox.push(task);
     remote.parker.unpark();
 }

@@ -469,33 +469,44 @@ impl WorkerLocal {
                 self.ready.borrow_mut().push_back(task);
                 self.prefer_local.set(true);
             }
-            Ok(CoroutineResult::Yield(Suspend::Park)) => {
-                // SAFETY: home thread, native stack.
-                unsafe { header.put_coroutine(coro) };
-                // AcqRel: Release publishes the put-back coroutine to the waker that moves it
-                // out of PARKED; on failure, Acquire takes what the waker that set NOTIFIED
-                // wrote before.
-                if header
-                    .state
-                    .compare_exchange(
-                        state::ACTIVE,
-                        state::PARKED,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_err()
-                {
-                    // Woken before it finished parking: clear the flag (an RMW, to keep the
-                    // chain) and run it again.
-                    header.state.swap(state::ACTIVE, Ordering::AcqRel);
-                    self.ready.borrow_mut().push_back(task);
-                }
+            Ok(CoroutineResult::Yield(Suspend::Park)) => self.park_task(task, coro),
+            Ok(CoroutineResult::Yield(Suspend::ParkUnlocking(lock))) => {
+                self.park_task(task, coro);
+                // SAFETY: the goroutine suspended holding this lock and handed its release to
+                // us (`park_current_unlocking`); the lock lives as long as that call, which
+                // cannot return before the goroutine is resumed, which happens after this.
+                unsafe { (*lock).unlock() };
             }
             Err(_) => {
                 // The body catches the closure's panics, so this is the runtime's own bug.
                 eprintln!("scheduler: internal error: a panic escaped a goroutine");
                 std::process::abort();
             }
+        }
+    }
+
+    /// Marks a goroutine that suspended to park as PARKED, or requeues it if it was woken
+    /// meanwhile.
+    fn park_task(&self, task: TaskRef, coro: Coro) {
+        let header = task.header();
+        // SAFETY: home thread, native stack.
+        unsafe { header.put_coroutine(coro) };
+        // AcqRel: Release publishes the put-back coroutine to the waker that moves it out of
+        // PARKED; on failure, Acquire takes what the waker that set NOTIFIED wrote before.
+        if header
+            .state
+            .compare_exchange(
+                state::ACTIVE,
+                state::PARKED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // Woken before it finished parking: clear the flag (an RMW, to keep the chain)
+            // and run it again.
+            header.state.swap(state::ACTIVE, Ordering::AcqRel);
+            self.ready.borrow_mut().push_back(task);
         }
     }
 

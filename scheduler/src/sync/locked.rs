@@ -109,6 +109,15 @@ pub(crate) struct Guard<'a, T> {
     _not_send: PhantomData<*mut ()>,
 }
 
+impl<'a, T> Guard<'a, T> {
+    /// Gives up the guard without unlocking: the caller takes over releasing the lock.
+    pub(crate) fn into_lock(self) -> &'a RawLock {
+        let raw = &self.locked.raw;
+        std::mem::forget(self);
+        raw
+    }
+}
+
 impl<T> Deref for Guard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
