@@ -31,7 +31,8 @@ use crate::sync::locked::Guard;
 
 /// A goroutine blocked in a plain send or receive. Lives on that goroutine's stack.
 pub(crate) struct ParkedSlot<T> {
-    /// The blocked goroutine; taken by whoever completes the slot, to wake it.
+    /// The blocked goroutine, filled by its worker as it parks; taken by whoever completes
+    /// the slot, to wake it.
     task: UnsafeCell<Option<TaskRef>>,
     /// A sender's value until a receiver takes it; the value handed to a receiver.
     value: UnsafeCell<Option<T>>,
@@ -99,10 +100,8 @@ fn wait<T>(
     side: Side,
     value: Option<T>,
 ) -> Waited<T> {
-    let task = context::current_task()
-        .expect("scheduler: internal error: the parked channel path outside a goroutine");
     let slot = ParkedSlot {
-        task: UnsafeCell::new(Some(task)),
+        task: UnsafeCell::new(None),
         value: UnsafeCell::new(value),
         done: AtomicBool::new(false),
     };
@@ -112,7 +111,7 @@ fn wait<T>(
         Side::Recv => state.enqueue_recv(party),
     }
     // Rule 1: the lock is released by the worker once this goroutine is parked.
-    park_current_unlocking(state.into_lock());
+    park_current_unlocking(state.into_lock(), &slot.task);
     // Acquire: pairs with the completer's Release store; the value it wrote is visible.
     if !slot.done.load(Ordering::Acquire) {
         let mut state = chan.state.lock();

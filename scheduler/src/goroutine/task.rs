@@ -22,7 +22,15 @@ pub(crate) enum Suspend {
     Park,
     /// Blocked as `Park`, holding a lock that the worker releases once the goroutine is
     /// parked (see [`park_current_unlocking`](crate::sched::context::park_current_unlocking)).
-    ParkUnlocking(*const RawLock),
+    ParkUnlocking(Handover),
+}
+
+/// What a goroutine parking with [`Suspend::ParkUnlocking`] hands its worker: the lock to
+/// release, and a cell on the goroutine's stack to receive the worker's reference to it (so
+/// whoever wakes it has a reference to queue without counting one more).
+pub(crate) struct Handover {
+    pub(crate) lock: *const RawLock,
+    pub(crate) keeper: *const UnsafeCell<Option<TaskRef>>,
 }
 
 /// The coroutine a started goroutine runs in.
@@ -127,23 +135,13 @@ impl Header {
         }
     }
 
-    /// Takes the coroutine out for a resume (or for good, once it is done).
+    /// The cell holding the goroutine's coroutine once it started; the worker resumes it in
+    /// place.
     ///
-    /// # Safety
-    /// The caller is the home worker thread, on its native stack.
-    pub(crate) unsafe fn take_coroutine(&self) -> Option<Coro> {
-        // SAFETY: home-thread-only access (caller's contract); no reference into the cell is
-        // alive, since every access is a whole-value move like this one.
-        unsafe { (*self.coroutine.get()).take() }
-    }
-
-    /// Puts the coroutine back after a resume that suspended.
-    ///
-    /// # Safety
-    /// As for [`take_coroutine`](Self::take_coroutine).
-    pub(crate) unsafe fn put_coroutine(&self, coro: Coro) {
-        // SAFETY: as in take_coroutine.
-        unsafe { *self.coroutine.get() = Some(coro) };
+    /// Only the home worker thread, on its native stack, reads or writes through this pointer
+    /// (the goroutine's own code never touches the cell), so its accesses never overlap.
+    pub(crate) fn coroutine_cell(&self) -> *mut Option<Coro> {
+        self.coroutine.get()
     }
 
     /// Records the running goroutine's yielder.

@@ -5,13 +5,13 @@
 //! the goroutine across its suspensions. The accessors are `#[inline(never)]` all the same, so
 //! that no caller caches a thread-local address across a stack switch (llvm-project#98479).
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::panic;
 use std::sync::Arc;
 
 use super::shared::Shared;
 use super::worker::WorkerLocal;
-use crate::goroutine::task::{Header, Suspend, TaskRef};
+use crate::goroutine::task::{Handover, Header, Suspend, TaskRef};
 use crate::sync::locked::RawLock;
 
 thread_local! {
@@ -100,27 +100,39 @@ pub(crate) fn park_current() {
     suspend_current(Suspend::Park);
 }
 
-/// Suspends the running goroutine like [`park_current`], with `lock` held: its worker releases
-/// the lock once the goroutine is parked, so whoever takes the lock next and finds the
-/// goroutine waiting can wake it at once. Unlike `park_current`, a cancelled goroutine does
-/// not unwind here: the caller cleans up first, then calls [`continue_cancellation`].
-/// Must be called inside a goroutine that may suspend, with `lock` locked.
-pub(crate) fn park_current_unlocking(lock: &RawLock) {
+/// Suspends the running goroutine like [`park_current`], with `lock` held: its worker puts
+/// its reference to the goroutine in `keeper`, then releases the lock once the goroutine is
+/// parked, so whoever takes the lock next and finds the goroutine waiting can wake it at once
+/// (with the reference from `keeper`). Unlike `park_current`, a cancelled goroutine does not
+/// unwind here: the caller cleans up first, then calls [`continue_cancellation`].
+/// Must be called inside a goroutine that may suspend, with `lock` locked and `keeper` empty.
+pub(crate) fn park_current_unlocking(lock: &RawLock, keeper: &UnsafeCell<Option<TaskRef>>) {
     // SAFETY: see `suspend_current`.
     let header = unsafe { &*running_header() };
-    // SAFETY: as in `suspend_current`. The lock outlives the suspension: the caller borrows
-    // it for this whole call, and the worker unlocks it before anything can resume us.
-    unsafe { header.yielder() }.suspend(Suspend::ParkUnlocking(lock));
+    let handover = Handover { lock, keeper };
+    // SAFETY: as in `suspend_current`. The lock and the keeper outlive the suspension: the
+    // caller borrows them for this whole call, and the worker is done with both before
+    // anything can resume us.
+    unsafe { header.yielder() }.suspend(Suspend::ParkUnlocking(handover));
 }
 
 /// Suspends the running goroutine behind the others that are ready on its worker.
 /// Returns false (and does nothing) outside a goroutine, or when it may not suspend
 /// ([`can_suspend`]).
 pub(crate) fn yield_current() -> bool {
-    if !can_suspend() {
+    let Some(header) = current_worker().and_then(|w| w.current_header()) else {
+        return false;
+    };
+    if std::thread::panicking() {
         return false;
     }
-    suspend_current(Suspend::Yield);
+    // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
+    // holds for the whole resume; it started, so its yielder is set, and we are on its home
+    // thread.
+    let header = unsafe { &*header };
+    // SAFETY: as above: the running goroutine suspends itself through its own yielder.
+    unsafe { header.yielder() }.suspend(Suspend::Yield);
+    unwind_if_cancelled(header);
     true
 }
 

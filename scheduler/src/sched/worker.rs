@@ -369,18 +369,19 @@ impl WorkerLocal {
 
     /// Resumes `task` (starting it if it is new) until it finishes, yields or parks.
     fn run_task(&self, task: TaskRef) {
-        let header = task.header();
+        let cell = task.header().coroutine_cell();
         // Queued means ACTIVE: running it changes no state (see the `state` module).
         // SAFETY: a queued goroutine with a coroutine was started here (started goroutines are
-        // only queued on their home worker), and we are on the native stack.
-        let coro = match unsafe { header.take_coroutine() } {
-            Some(coro) => coro,
-            None => match self.start(&task) {
-                Some(coro) => coro,
-                None => return,
-            },
-        };
-        self.resume(task, coro);
+        // only queued on their home worker), and we are on the native stack: the cell is ours
+        // to use (`coroutine_cell`).
+        if unsafe { (*cell).is_none() } {
+            let Some(coro) = self.start(&task) else {
+                return;
+            };
+            // SAFETY: as above; it just became this worker's goroutine.
+            unsafe { *cell = Some(coro) };
+        }
+        self.resume(task, cell);
     }
 
     /// Gives a new goroutine a stack and this worker as its home. Returns `None` if a joiner
@@ -446,9 +447,17 @@ impl WorkerLocal {
         ))
     }
 
-    fn resume(&self, task: TaskRef, mut coro: Coro) {
+    /// Resumes a started goroutine, its coroutine in `cell` (its header's).
+    fn resume(&self, task: TaskRef, cell: *mut Option<Coro>) {
         *self.current.borrow_mut() = Some(task);
-        let result = panic::catch_unwind(AssertUnwindSafe(|| coro.resume(())));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the cell belongs to the goroutine held in `current`, which keeps it
+            // alive; only this thread, on its native stack, touches it (`coroutine_cell`), and
+            // nothing else does while the coroutine runs.
+            let coro = unsafe { (*cell).as_mut() }
+                .expect("scheduler: internal error: resuming a goroutine without a coroutine");
+            coro.resume(())
+        }));
         let task = self
             .current
             .borrow_mut()
@@ -458,24 +467,37 @@ impl WorkerLocal {
         match result {
             Ok(CoroutineResult::Return(())) => {
                 header.state.store(state::DONE, Ordering::Release);
+                // SAFETY: as above; the coroutine finished and leaves its cell for good.
+                let coro = unsafe { (*cell).take() }.expect("a finished coroutine is in its cell");
                 self.stacks.borrow_mut().give(coro.into_stack());
                 // The goroutine counted itself out (`Task::finish`) before returning.
                 self.unregister(header);
             }
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
-                // SAFETY: home thread, native stack.
-                unsafe { header.put_coroutine(coro) };
                 // Still ACTIVE: a yield changes no state.
                 self.ready.borrow_mut().push_back(task);
                 self.prefer_local.set(true);
             }
-            Ok(CoroutineResult::Yield(Suspend::Park)) => self.park_task(task, coro),
-            Ok(CoroutineResult::Yield(Suspend::ParkUnlocking(lock))) => {
-                self.park_task(task, coro);
-                // SAFETY: the goroutine suspended holding this lock and handed its release to
-                // us (`park_current_unlocking`); the lock lives as long as that call, which
-                // cannot return before the goroutine is resumed, which happens after this.
-                unsafe { (*lock).unlock() };
+            Ok(CoroutineResult::Yield(Suspend::Park)) => {
+                if !self.try_park(header) {
+                    self.ready.borrow_mut().push_back(task);
+                }
+            }
+            Ok(CoroutineResult::Yield(Suspend::ParkUnlocking(handover))) => {
+                let kept = if self.try_park(header) {
+                    task
+                } else {
+                    self.ready.borrow_mut().push_back(task.clone());
+                    task
+                };
+                // SAFETY: the goroutine suspended holding this lock, with this empty keeper,
+                // and handed both to us (`park_current_unlocking`); they live as long as that
+                // call, which cannot return before the goroutine is resumed, which happens
+                // after this. Nobody else touches the keeper before the lock is released.
+                unsafe {
+                    *(*handover.keeper).get() = Some(kept);
+                    (*handover.lock).unlock();
+                }
             }
             Err(_) => {
                 // The body catches the closure's panics, so this is the runtime's own bug.
@@ -485,14 +507,12 @@ impl WorkerLocal {
         }
     }
 
-    /// Marks a goroutine that suspended to park as PARKED, or requeues it if it was woken
-    /// meanwhile.
-    fn park_task(&self, task: TaskRef, coro: Coro) {
-        let header = task.header();
-        // SAFETY: home thread, native stack.
-        unsafe { header.put_coroutine(coro) };
-        // AcqRel: Release publishes the put-back coroutine to the waker that moves it out of
-        // PARKED; on failure, Acquire takes what the waker that set NOTIFIED wrote before.
+    /// Marks a goroutine that suspended to park as PARKED. False if it was woken meanwhile:
+    /// the caller runs it again.
+    fn try_park(&self, header: &Header) -> bool {
+        // AcqRel: Release publishes our writes (the goroutine's, and the worker's) to the
+        // waker that moves it out of PARKED; on failure, Acquire takes what the waker that set
+        // NOTIFIED wrote before.
         if header
             .state
             .compare_exchange(
@@ -501,13 +521,13 @@ impl WorkerLocal {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
-            .is_err()
+            .is_ok()
         {
-            // Woken before it finished parking: clear the flag (an RMW, to keep the chain)
-            // and run it again.
-            header.state.swap(state::ACTIVE, Ordering::AcqRel);
-            self.ready.borrow_mut().push_back(task);
+            return true;
         }
+        // Woken before it finished parking: clear the flag (an RMW, to keep the chain).
+        header.state.swap(state::ACTIVE, Ordering::AcqRel);
+        false
     }
 
     /// Removes a finished goroutine from `started`.
