@@ -29,6 +29,7 @@ use crossbeam_deque::{Steal, Worker};
 use super::context;
 use super::shared::{Shared, phase};
 use super::wake::unpark;
+use crate::goroutine::overflow;
 use crate::goroutine::stack::StackPool;
 use crate::goroutine::task::{
     Coro, GoYielder, Header, INLINE, NO_HOME, Runnable, Suspend, TaskRef, state,
@@ -447,8 +448,13 @@ impl WorkerLocal {
     }
 
     fn resume(&self, task: TaskRef, mut coro: Coro) {
+        let header = task.header();
+        // For the stack overflow handler: plain stores to a thread-local, cleared below.
+        // SAFETY: home thread, after start.
+        overflow::set_running(unsafe { header.stack_limit() }, header.id);
         *self.current.borrow_mut() = Some(task);
         let result = panic::catch_unwind(AssertUnwindSafe(|| coro.resume(())));
+        overflow::clear_running();
         let task = self
             .current
             .borrow_mut()
