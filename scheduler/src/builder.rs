@@ -61,8 +61,7 @@ impl Builder {
     ///
     /// A goroutine that overflows its stack aborts the process (SIGABRT) after printing
     /// `scheduler: goroutine <id> overflowed its stack (<size> bytes); raise it with
-    /// Builder::stack_size` on stderr. Default:
-    /// [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE).
+    /// Builder::stack_size` on stderr. Default: [`DEFAULT_STACK_SIZE`].
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
         self
