@@ -58,6 +58,10 @@ impl Builder {
     /// Usable stack size of each goroutine, in bytes, rounded up to whole pages; a guard page
     /// sits below it. `build` rejects sizes outside
     /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)..=[`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE).
+    ///
+    /// A goroutine that overflows its stack aborts the process (SIGABRT) after printing
+    /// `scheduler: goroutine <id> overflowed its stack (<size> bytes); raise it with
+    /// Builder::stack_size` on stderr. Default: [`DEFAULT_STACK_SIZE`].
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
         self
@@ -113,7 +117,8 @@ pub enum BuildError {
     ProcsEnv(String),
     /// A stack size outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
     StackSize(usize),
-    /// A worker thread could not be started.
+    /// A worker thread could not be started, or its signal stack (for reporting stack
+    /// overflows) could not be mapped.
     Thread(io::Error),
 }
 

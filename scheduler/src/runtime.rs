@@ -11,6 +11,7 @@ use crossbeam_deque::Worker;
 
 use crate::builder::{BuildError, Builder};
 use crate::goroutine::join::JoinHandle;
+use crate::goroutine::overflow::{self, AltStack};
 use crate::goroutine::task::TaskRef;
 use crate::sched::context;
 use crate::sched::shared::{Shared, phase};
@@ -69,11 +70,18 @@ impl Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(procs),
         };
+        // A goroutine that overflows its stack is reported by this handler, which runs on each
+        // worker's own signal stack.
+        overflow::install_handler();
         for (index, local) in locals.into_iter().enumerate() {
             let shared = shared.clone();
+            let signal_stack = AltStack::new()?;
             let thread = thread::Builder::new()
                 .name(format!("scheduler-worker-{index}"))
-                .spawn(move || WorkerLocal::new(index, shared, local).run())?;
+                .spawn(move || {
+                    let _signal_stack = signal_stack.enter(shared.stacks.usable());
+                    WorkerLocal::new(index, shared, local).run();
+                })?;
             // On error, `runtime` drops here and stops the workers started so far.
             runtime.threads.push(thread);
         }

@@ -49,7 +49,7 @@ const WARM_STACKS: usize = 1024;
 /// `madvise` advice that installs guard markers (Linux 6.13+; not yet in every libc crate).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
-fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always supported on Linux.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(size).expect("scheduler: sysconf(_SC_PAGESIZE) failed")
@@ -156,6 +156,11 @@ impl StackArena {
                 cold: Vec::new(),
             }),
         })
+    }
+
+    /// Usable bytes of each stack: the requested size rounded up to whole pages.
+    pub(crate) fn usable(&self) -> usize {
+        self.usable
     }
 
     fn slot(&self) -> usize {

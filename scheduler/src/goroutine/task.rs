@@ -108,7 +108,8 @@ pub(crate) struct Header {
     /// Index in the home worker's list of started goroutines. Home worker only.
     slot: UnsafeCell<usize>,
     /// Lowest usable address of the goroutine's stack. Written by the home worker at start;
-    /// read by the goroutine itself. Home thread only.
+    /// read by the goroutine itself, and by the worker at each resume (for the stack overflow
+    /// handler). Home thread only.
     stack_limit: UnsafeCell<usize>,
 }
 

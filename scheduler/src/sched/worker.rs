@@ -29,6 +29,7 @@ use crossbeam_deque::{Steal, Worker};
 use super::context;
 use super::shared::{Shared, phase};
 use super::wake::unpark;
+use crate::goroutine::overflow;
 use crate::goroutine::stack::StackPool;
 use crate::goroutine::task::{
     Coro, GoYielder, Header, INLINE, NO_HOME, Runnable, Suspend, TaskRef, state,
@@ -449,6 +450,10 @@ impl WorkerLocal {
 
     /// Resumes a started goroutine, its coroutine in `cell` (its header's).
     fn resume(&self, task: TaskRef, cell: *mut Option<Coro>) {
+        let header = task.header();
+        // For the stack overflow handler: plain stores to a thread-local, cleared below.
+        // SAFETY: home thread, after start.
+        overflow::set_running(unsafe { header.stack_limit() }, header.id);
         *self.current.borrow_mut() = Some(task);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: the cell belongs to the goroutine held in `current`, which keeps it
@@ -458,6 +463,7 @@ impl WorkerLocal {
                 .expect("scheduler: internal error: resuming a goroutine without a coroutine");
             coro.resume(())
         }));
+        overflow::clear_running();
         let task = self
             .current
             .borrow_mut()
