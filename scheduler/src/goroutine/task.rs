@@ -99,18 +99,11 @@ pub(crate) struct Header {
     pub(crate) shared: *const Shared,
     /// Unique within its runtime; 1 for the first goroutine.
     pub(crate) id: u64,
-    /// The running coroutine. Touched only by the home worker, and only from its native stack
-    /// (never while the coroutine is resumed, which takes it out of the cell first).
-    coroutine: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder. Written by the goroutine when it starts and read by it when it
     /// suspends: only on the home thread.
     yielder: UnsafeCell<*const GoYielder>,
     /// Index in the home worker's list of started goroutines. Home worker only.
     slot: UnsafeCell<usize>,
-    /// Lowest usable address of the goroutine's stack. Written by the home worker at start;
-    /// read by the goroutine itself, and by the worker at each resume (for the stack overflow
-    /// handler). Home thread only.
-    stack_limit: UnsafeCell<usize>,
 }
 
 // SAFETY: the UnsafeCell fields are touched only on the goroutine's home worker thread (field
@@ -129,20 +122,9 @@ impl Header {
             home: AtomicUsize::new(NO_HOME),
             shared,
             id,
-            coroutine: UnsafeCell::new(None),
             yielder: UnsafeCell::new(std::ptr::null()),
             slot: UnsafeCell::new(0),
-            stack_limit: UnsafeCell::new(0),
         }
-    }
-
-    /// The cell holding the goroutine's coroutine once it started; the worker resumes it in
-    /// place.
-    ///
-    /// Only the home worker thread, on its native stack, reads or writes through this pointer
-    /// (the goroutine's own code never touches the cell), so its accesses never overlap.
-    pub(crate) fn coroutine_cell(&self) -> *mut Option<Coro> {
-        self.coroutine.get()
     }
 
     /// Records the running goroutine's yielder.
@@ -179,20 +161,6 @@ impl Header {
         unsafe { *self.slot.get() = slot }
     }
 
-    /// # Safety
-    /// Home worker thread only.
-    pub(crate) unsafe fn set_stack_limit(&self, limit: usize) {
-        // SAFETY: home-thread-only access (caller's contract).
-        unsafe { *self.stack_limit.get() = limit }
-    }
-
-    /// # Safety
-    /// Home worker thread only, after start.
-    pub(crate) unsafe fn stack_limit(&self) -> usize {
-        // SAFETY: home-thread-only access (caller's contract).
-        unsafe { *self.stack_limit.get() }
-    }
-
     /// Claims a goroutine that has not started, for `worker` (or [`INLINE`]). False if it was
     /// started or claimed already: the caller must not run it.
     pub(crate) fn claim(&self, home: usize) -> bool {
@@ -201,18 +169,6 @@ impl Header {
         self.home
             .compare_exchange(NO_HOME, home, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
-    }
-}
-
-impl Drop for Header {
-    fn drop(&mut self) {
-        if self.coroutine.get_mut().is_some() {
-            // Dropping it here would unwind a goroutine stack on whatever thread dropped the
-            // last reference; the scheduler always finishes a goroutine on its home worker
-            // first, so this is a bug, and continuing would be unsound.
-            eprintln!("scheduler: internal error: a suspended goroutine was dropped");
-            std::process::abort();
-        }
     }
 }
 

@@ -83,12 +83,10 @@ pub(crate) fn can_run_inline(shared: *const Shared) -> bool {
     if !std::ptr::eq(Arc::as_ptr(worker.shared()), shared) || std::thread::panicking() {
         return false;
     }
-    let Some(header) = worker.current_header() else {
+    let limit = worker.running_stack_limit();
+    if limit == 0 {
         return false;
-    };
-    // SAFETY: the header belongs to the goroutine running right here (it started, so its
-    // stack limit is set), and we are on its home thread.
-    let limit = unsafe { (*header).stack_limit() };
+    }
     // The address of a local is (close to) the current stack pointer.
     let here = &limit as *const usize as usize;
     here.saturating_sub(limit) >= worker.shared().stack_size / 2

@@ -16,7 +16,7 @@
 //! Every 61st pick looks at the global injector first and every 31st takes the oldest local
 //! goroutine first, so nothing waits forever behind a busy queue.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -45,6 +45,16 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// Every this many picks, the oldest not-yet-started local goroutine is taken first.
 const LOCAL_FAIRNESS_INTERVAL: u32 = 31;
 
+/// A started goroutine in its worker's registry.
+struct Started {
+    /// Held without a reference count: a started goroutine keeps itself alive (its
+    /// coroutine's closure owns a `TaskRef`) until it finishes, and it is removed then.
+    task: *const dyn Runnable,
+    coro: Coro,
+    /// Lowest usable address of the goroutine's stack.
+    stack_limit: usize,
+}
+
 /// The worker's own state. Lives on the worker thread's stack for the thread's whole life;
 /// reached from goroutines through [`context::current_worker`]. Interior mutability only:
 /// goroutine code (spawn, wake) and the loop both touch it, never at the same time, and no
@@ -57,11 +67,16 @@ pub(crate) struct WorkerLocal {
     runnext: RefCell<Option<TaskRef>>,
     /// The goroutine being resumed right now; `None` while the loop itself runs.
     current: RefCell<Option<TaskRef>>,
-    /// Every started, unfinished goroutine of this worker (its home), so a forced shutdown can
-    /// find the parked ones. Each goroutine's `slot` is its index here.
-    /// Held without a reference count: a started goroutine keeps itself alive (its coroutine's
-    /// closure owns a `TaskRef`) until it finishes, and it is removed from here then.
-    started: RefCell<Vec<*const dyn Runnable>>,
+    /// Every started, unfinished goroutine of this worker (its home), with its coroutine; a
+    /// goroutine's `slot` is its index here. A forced shutdown finds the parked ones here.
+    ///
+    /// Only the worker loop pushes and removes entries, never while a goroutine runs, so a
+    /// pointer to an entry taken for a resume stays valid through it. Keeping the coroutine
+    /// here rather than in the goroutine's header keeps the goroutines that have not started
+    /// (the many, in a burst of spawns) small.
+    started: UnsafeCell<Vec<Started>>,
+    /// Lowest usable address of the running goroutine's stack (0 between goroutines).
+    running_limit: Cell<usize>,
     stacks: RefCell<StackPool>,
     /// Timers set by this worker's goroutines; fired by this worker between goroutines.
     timers: RefCell<TimerHeap>,
@@ -88,7 +103,8 @@ impl WorkerLocal {
             ready: RefCell::new(VecDeque::new()),
             runnext: RefCell::new(None),
             current: RefCell::new(None),
-            started: RefCell::new(Vec::new()),
+            started: UnsafeCell::new(Vec::new()),
+            running_limit: Cell::new(0),
             stacks: RefCell::new(stacks),
             timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
@@ -218,7 +234,8 @@ impl WorkerLocal {
             self.shared.note_if_all_done();
             self.park();
         }
-        debug_assert!(self.started.borrow().is_empty());
+        // SAFETY: the worker loop, between goroutines (`started` doc).
+        debug_assert!(unsafe { (*self.started.get()).is_empty() });
         // Callbacks still pending (a ticker, a context deadline) outlive the runtime's
         // goroutines: the process-wide timer thread takes them over.
         let global = timers::global_if_needed(&self.timers);
@@ -370,25 +387,27 @@ impl WorkerLocal {
 
     /// Resumes `task` (starting it if it is new) until it finishes, yields or parks.
     fn run_task(&self, task: TaskRef) {
-        let cell = task.header().coroutine_cell();
-        // Queued means ACTIVE: running it changes no state (see the `state` module).
-        // SAFETY: a queued goroutine with a coroutine was started here (started goroutines are
-        // only queued on their home worker), and we are on the native stack: the cell is ours
-        // to use (`coroutine_cell`).
-        if unsafe { (*cell).is_none() } {
-            let Some(coro) = self.start(&task) else {
-                return;
-            };
-            // SAFETY: as above; it just became this worker's goroutine.
-            unsafe { *cell = Some(coro) };
-        }
-        self.resume(task, cell);
+        let header = task.header();
+        // Queued means ACTIVE: running it changes no state (see the `state` module). A
+        // goroutine whose home is this worker was started here (started goroutines are only
+        // queued on their home worker); any other has not started (Relaxed: we wrote `home`
+        // ourselves if so; otherwise `start` decides by CAS).
+        let slot = if header.home.load(Ordering::Relaxed) == self.index {
+            // SAFETY: home thread.
+            unsafe { header.slot() }
+        } else {
+            match self.start(&task) {
+                Some(slot) => slot,
+                None => return,
+            }
+        };
+        self.resume(task, slot);
     }
 
-    /// Gives a new goroutine a stack and this worker as its home. Returns `None` if a joiner
-    /// already ran it (a stale queue entry), or, after finishing it as cancelled, when the
-    /// runtime is cancelling.
-    fn start(&self, task: &TaskRef) -> Option<Coro> {
+    /// Gives a new goroutine a stack, a coroutine and this worker as its home, and returns
+    /// its slot in `started`. Returns `None` if a joiner already ran it (a stale queue
+    /// entry), or, after finishing it as cancelled, when the runtime is cancelling.
+    fn start(&self, task: &TaskRef) -> Option<usize> {
         let header = task.header();
         if Arc::strong_count(task) == 1 {
             // Only the queue's reference is left, so no JoinHandle exists and nobody can claim
@@ -429,40 +448,43 @@ impl WorkerLocal {
                 std::process::abort();
             }
         };
-        let mut started = self.started.borrow_mut();
-        // SAFETY: this is the home worker thread from now on.
-        unsafe {
-            header.set_slot(started.len());
-            header.set_stack_limit(stack.limit().get());
-        }
-        started.push(Arc::as_ptr(task));
+        let stack_limit = stack.limit().get();
         let body_task = task.clone();
-        Some(Coroutine::with_stack(
-            stack,
-            move |yielder: &GoYielder, ()| {
-                // SAFETY: we are the goroutine, on its home thread; the yielder lives on this
-                // coroutine's stack as long as the coroutine does.
-                unsafe { body_task.header().set_yielder(yielder) };
-                body_task.run();
-            },
-        ))
+        let coro = Coroutine::with_stack(stack, move |yielder: &GoYielder, ()| {
+            // SAFETY: we are the goroutine, on its home thread; the yielder lives on this
+            // coroutine's stack as long as the coroutine does.
+            unsafe { body_task.header().set_yielder(yielder) };
+            body_task.run();
+        });
+        // SAFETY: the worker loop, between goroutines (`started` doc).
+        let started = unsafe { &mut *self.started.get() };
+        let slot = started.len();
+        // SAFETY: this is the home worker thread from now on.
+        unsafe { header.set_slot(slot) };
+        started.push(Started {
+            task: Arc::as_ptr(task),
+            coro,
+            stack_limit,
+        });
+        Some(slot)
     }
 
-    /// Resumes a started goroutine, its coroutine in `cell` (its header's).
-    fn resume(&self, task: TaskRef, cell: *mut Option<Coro>) {
-        let header = task.header();
+    /// Resumes the started goroutine `task`, whose entry in `started` is `slot`.
+    fn resume(&self, task: TaskRef, slot: usize) {
+        // SAFETY: the worker loop; the entry stays where it is until this resume ends
+        // (`started` doc), and no other reference to it exists while we use this pointer.
+        let entry: *mut Started = unsafe { (*self.started.get()).as_mut_ptr().add(slot) };
+        // SAFETY: as above.
+        let stack_limit = unsafe { (*entry).stack_limit };
         // For the stack overflow handler: plain stores to a thread-local, cleared below.
-        // SAFETY: home thread, after start.
-        overflow::set_running(unsafe { header.stack_limit() }, header.id);
+        overflow::set_running(stack_limit, task.header().id);
+        self.running_limit.set(stack_limit);
         *self.current.borrow_mut() = Some(task);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: the cell belongs to the goroutine held in `current`, which keeps it
-            // alive; only this thread, on its native stack, touches it (`coroutine_cell`), and
-            // nothing else does while the coroutine runs.
-            let coro = unsafe { (*cell).as_mut() }
-                .expect("scheduler: internal error: resuming a goroutine without a coroutine");
-            coro.resume(())
+            // SAFETY: as above; the goroutine's own code never touches its entry.
+            unsafe { (*entry).coro.resume(()) }
         }));
+        self.running_limit.set(0);
         overflow::clear_running();
         let task = self
             .current
@@ -473,11 +495,9 @@ impl WorkerLocal {
         match result {
             Ok(CoroutineResult::Return(())) => {
                 header.state.store(state::DONE, Ordering::Release);
-                // SAFETY: as above; the coroutine finished and leaves its cell for good.
-                let coro = unsafe { (*cell).take() }.expect("a finished coroutine is in its cell");
-                self.stacks.borrow_mut().give(coro.into_stack());
                 // The goroutine counted itself out (`Task::finish`) before returning.
-                self.unregister(header);
+                let finished = self.unregister(slot);
+                self.stacks.borrow_mut().give(finished.coro.into_stack());
             }
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                 // Still ACTIVE: a yield changes no state.
@@ -537,32 +557,36 @@ impl WorkerLocal {
     }
 
     /// Removes a finished goroutine from `started`.
-    fn unregister(&self, header: &Header) {
-        let mut started = self.started.borrow_mut();
-        // SAFETY: home thread.
-        let slot = unsafe { header.slot() };
-        started.swap_remove(slot);
-        if let Some(&moved) = started.get(slot) {
-            // SAFETY: every goroutine in `started` is alive (field doc) and has this worker,
-            // this thread, as its home.
-            unsafe { (*moved).header().set_slot(slot) };
+    fn unregister(&self, slot: usize) -> Started {
+        // SAFETY: the worker loop, between goroutines (`started` doc).
+        let started = unsafe { &mut *self.started.get() };
+        let finished = started.swap_remove(slot);
+        if let Some(moved) = started.get(slot) {
+            // SAFETY: every goroutine in `started` is alive (`Started::task` doc) and has
+            // this worker, this thread, as its home.
+            unsafe { (*moved.task).header().set_slot(slot) };
         }
+        finished
+    }
+
+    /// The lowest usable address of the running goroutine's stack.
+    pub(crate) fn running_stack_limit(&self) -> usize {
+        self.running_limit.get()
     }
 
     /// A forced shutdown: mark every started goroutine cancelled and wake the parked ones, so
     /// each unwinds from its suspension point.
     fn cancel_started(&self) {
         self.cancel_seen.set(true);
-        let started: Vec<TaskRef> = self
-            .started
-            .borrow()
+        // SAFETY: the worker loop, between goroutines (`started` doc).
+        let started: Vec<TaskRef> = unsafe { &*self.started.get() }
             .iter()
-            .map(|&task| {
+            .map(|entry| {
                 // SAFETY: the pointer came from `Arc::as_ptr` and the goroutine is alive
-                // (field doc), so its count is at least one while we add ours.
+                // (`Started::task` doc), so its count is at least one while we add ours.
                 unsafe {
-                    Arc::increment_strong_count(task);
-                    Arc::from_raw(task)
+                    Arc::increment_strong_count(entry.task);
+                    Arc::from_raw(entry.task)
                 }
             })
             .collect();
