@@ -14,6 +14,7 @@ use crate::goroutine::join::JoinHandle;
 use crate::goroutine::overflow::{self, AltStack};
 use crate::goroutine::task::TaskRef;
 use crate::sched::context;
+use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::shared::{Shared, phase};
 use crate::sched::worker::WorkerLocal;
 
@@ -94,6 +95,28 @@ impl Runtime {
     /// it returns, and from several threads at once; goroutines `f` spawned and did not wait
     /// for keep running after it returns.
     ///
+    /// # Panics
+    ///
+    /// With `scheduler: all goroutines are asleep - deadlock!`, as Go does, when the main
+    /// goroutine can never finish: every goroutine of the runtime is blocked in this crate's
+    /// primitives, no timer is pending, and no thread exists that could wake one. The exact
+    /// rule: called from a plain thread (not from a goroutine), `block_on` reports a deadlock
+    /// when every worker sleeps with nothing queued and no timer pending, the process-wide
+    /// timer thread (if any) has no live timer, and the process has no thread besides the
+    /// runtime's workers, the calling thread and that timer thread. Any other thread, which
+    /// might hold a channel or a `WaitGroup`, turns detection off, so a goroutine waiting for
+    /// a plain thread that will send is never reported. Before the panic, the runtime is shut
+    /// down as by [`shutdown_timeout`](Self::shutdown_timeout) at its deadline: every
+    /// goroutine is cancelled and unwound, and the runtime runs nothing more.
+    ///
+    /// ```should_panic
+    /// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
+    /// rt.block_on(|| {
+    ///     let (_tx, rx) = scheduler::chan::bounded::<u32>(0);
+    ///     rx.recv() // nobody will ever send
+    /// });
+    /// ```
+    ///
     /// # Examples
     ///
     /// ```
@@ -106,7 +129,30 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.spawn(f).join() {
+        // Deadlock detection needs a caller that is no goroutine (a goroutine of this runtime
+        // would be one of the sleepers; one of another runtime brings other threads anyway).
+        let handle = if context::current_worker().is_some() {
+            self.spawn(f)
+        } else {
+            let watch = self.shared.deadlock.watch();
+            let finish = FinishOnDrop(watch.clone());
+            let handle = self.spawn(move || {
+                let _finish = finish;
+                f()
+            });
+            let mut seen = 0;
+            while !watch.wait(&mut seen) {
+                if deadlock::is_deadlocked(&self.shared) {
+                    self.shared.deadlock.unwatch(&watch);
+                    self.shared.set_phase(phase::CANCELLING);
+                    self.shared.wait_all_done(None);
+                    panic!("{DEADLOCK_MESSAGE}");
+                }
+            }
+            self.shared.deadlock.unwatch(&watch);
+            handle
+        };
+        match handle.join() {
             Ok(value) => value,
             Err(payload) => panic::resume_unwind(payload),
         }

@@ -6,6 +6,7 @@
 //! [`context`] (what the current thread is running) and [`shared`] (what workers share).
 
 pub(crate) mod context;
+pub(crate) mod deadlock;
 pub(crate) mod idle;
 pub(crate) mod parker;
 pub(crate) mod shared;

@@ -9,6 +9,7 @@ use crossbeam_deque::{Injector, Stealer};
 use parking_lot::{Condvar, Mutex};
 
 use super::context;
+use super::deadlock::Deadlock;
 use super::idle::Idle;
 use super::parker::Parker;
 use crate::goroutine::join::JoinHandle;
@@ -90,6 +91,7 @@ pub(crate) struct Shared {
     /// Shutdown sleeps here until `live` reaches 0.
     all_done: Mutex<()>,
     all_done_cv: Condvar,
+    pub(crate) deadlock: Deadlock,
 }
 
 impl Shared {
@@ -116,6 +118,7 @@ impl Shared {
             detached: AtomicBool::new(false),
             all_done: Mutex::new(()),
             all_done_cv: Condvar::new(),
+            deadlock: Deadlock::default(),
         }
     }
 
@@ -156,8 +159,20 @@ impl Shared {
     #[inline]
     pub(crate) fn notify_work(&self) {
         if let Some(index) = self.idle.notify_work() {
-            self.remotes[index].parker.unpark();
+            self.unpark_worker(index);
         }
+    }
+
+    /// Wakes worker `index` if it sleeps (or makes its next sleep return at once).
+    pub(crate) fn unpark_worker(&self, index: usize) {
+        if self.remotes[index].parker.unpark() {
+            self.deadlock.count_wake();
+        }
+    }
+
+    /// Whether any queue holds a goroutine: the global queue, a deque or an inbox.
+    pub(crate) fn has_queued_work(&self) -> bool {
+        self.has_stealable_work() || self.remotes.iter().any(|r| !r.inbox.is_empty())
     }
 
     /// Whether any queue another worker could take from holds a goroutine.
@@ -242,8 +257,8 @@ impl Shared {
     /// Moves to `phase` and wakes every worker so it notices.
     pub(crate) fn set_phase(&self, phase: u8) {
         self.phase.store(phase, Ordering::Release);
-        for remote in self.remotes.iter() {
-            remote.parker.unpark();
+        for index in 0..self.remotes.len() {
+            self.unpark_worker(index);
         }
     }
 }

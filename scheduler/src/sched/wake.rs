@@ -73,7 +73,6 @@ fn enqueue(task: TaskRef) {
         Arc::increment_strong_count(header.shared);
         Arc::from_raw(header.shared)
     };
-    let remote = &shared.remotes[home];
-    remote.inbox.push(task);
-    remote.parker.unpark();
+    shared.remotes[home].inbox.push(task);
+    shared.unpark_worker(home);
 }

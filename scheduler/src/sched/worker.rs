@@ -27,6 +27,7 @@ use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Steal, Worker};
 
 use super::context;
+use super::deadlock;
 use super::shared::{Shared, phase};
 use super::wake::unpark;
 use crate::goroutine::overflow;
@@ -378,7 +379,11 @@ impl WorkerLocal {
             || shared.phase() == phase::STOPPING;
         if !work_left {
             let next_timer = self.timers.borrow().next_deadline();
-            remote.parker.park(next_timer);
+            remote.parker.park(next_timer, || {
+                if deadlock::all_asleep(shared) {
+                    shared.deadlock.stalled();
+                }
+            });
         }
         if shared.idle.after_wake(self.index) {
             self.searching.set(true);

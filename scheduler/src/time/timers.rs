@@ -12,6 +12,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Instant;
@@ -194,15 +195,35 @@ pub(crate) fn global_if_needed(
 pub(crate) struct GlobalTimers {
     heap: Mutex<TimerHeap>,
     changed: Condvar,
+    /// Set, under the heap's lock, while the thread fires an action without the lock.
+    firing: AtomicBool,
+}
+
+static GLOBAL: OnceLock<&'static GlobalTimers> = OnceLock::new();
+
+/// Whether the timer thread was started.
+pub(crate) fn global_started() -> bool {
+    GLOBAL.get().is_some()
+}
+
+/// Whether the timer thread has nothing to do: not started, or no live timer pending and none
+/// firing.
+pub(crate) fn global_idle() -> bool {
+    let Some(timers) = GLOBAL.get() else {
+        return true;
+    };
+    let heap = timers.heap.lock();
+    // Relaxed: written under the lock we hold.
+    !timers.firing.load(AtomicOrdering::Relaxed) && !heap.heap.iter().any(|e| e.action.is_live())
 }
 
 /// The timer thread, started on first use.
 pub(crate) fn global() -> &'static GlobalTimers {
-    static GLOBAL: OnceLock<&'static GlobalTimers> = OnceLock::new();
     GLOBAL.get_or_init(|| {
         let timers: &'static GlobalTimers = Box::leak(Box::new(GlobalTimers {
             heap: Mutex::new(TimerHeap::default()),
             changed: Condvar::new(),
+            firing: AtomicBool::new(false),
         }));
         thread::Builder::new()
             .name("scheduler-timer".into())
@@ -227,10 +248,13 @@ impl GlobalTimers {
         loop {
             let now = Instant::now();
             while let Some(action) = heap.pop_due(now) {
-                // Run without the lock: the action may set another timer.
+                // Run without the lock: the action may set another timer. Relaxed: `firing`
+                // is read only under the lock.
+                self.firing.store(true, AtomicOrdering::Relaxed);
                 drop(heap);
                 action.fire();
                 heap = self.heap.lock();
+                self.firing.store(false, AtomicOrdering::Relaxed);
             }
             match heap.next_deadline() {
                 Some(deadline) => {

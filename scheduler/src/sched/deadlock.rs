@@ -1,0 +1,156 @@
+//! Deadlock detection for [`Runtime::block_on`](crate::Runtime::block_on): Go's "all
+//! goroutines are asleep - deadlock!".
+//!
+//! # The rule
+//!
+//! `block_on`, called from a thread that is not a worker of any runtime, reports a deadlock
+//! when all of the following hold at one instant:
+//!
+//! 1. at least one goroutine of the runtime is unfinished (the main goroutine is);
+//! 2. every worker sleeps with no deadline: no goroutine is runnable or queued anywhere (the
+//!    global queue, the deques, the inboxes), and no worker has a timer pending;
+//! 3. the process-wide timer thread, if it was started, has no live timer pending and is not
+//!    firing one;
+//! 4. the process has no other thread than the runtime's workers, the thread in `block_on`
+//!    and the timer thread.
+//!
+//! Then nothing can ever run again: a goroutine is woken only by a goroutine, a timer or a
+//! thread, and every one of them is asleep for good or absent. Condition 4 is what stands in
+//! for "nobody outside holds a handle": a handle held outside is held by some thread, and a
+//! thread that does not exist cannot use it (only a running thread could start one). It is
+//! conservative: any other thread in the process (another runtime's workers, a thread that
+//! only logs) turns detection off, so a program that only *might* be woken from outside is
+//! never declared deadlocked. Goroutines blocked in something other than this crate's
+//! primitives (a std mutex, a system call) keep their worker awake, so they never count as
+//! asleep either.
+//!
+//! # How it is checked
+//!
+//! A worker about to sleep with no deadline ([`Parker::park`](super::parker::Parker::park)
+//! with `None`) first marks itself, then looks at every worker's parker; if all sleep with no
+//! deadline, it tells the `block_on` callers watching this runtime ([`Deadlock::stalled`]).
+//! The marking and the looking are SeqCst on both sides, so of several workers going to sleep
+//! together at least one sees all the others: a stall is never missed. The `block_on` thread
+//! then checks the four conditions ([`is_deadlocked`]). Its look at the workers is not one
+//! instant, so it is bracketed by a count of the wake-ups of workers that slept with no
+//! deadline ([`Deadlock::count_wake`]): a worker found asleep stays asleep until someone wakes
+//! it, and every such wake is counted, so if the count did not change over the look, all the
+//! workers were asleep together at its end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::shared::Shared;
+use crate::time::timers;
+
+/// The message `block_on` panics with.
+pub(crate) const DEADLOCK_MESSAGE: &str = "scheduler: all goroutines are asleep - deadlock!";
+
+/// One runtime's deadlock bookkeeping.
+#[derive(Default)]
+pub(crate) struct Deadlock {
+    /// The `block_on` calls waiting on this runtime from plain threads.
+    watchers: Mutex<Vec<Arc<Watch>>>,
+    /// Wake-ups of workers that slept with no deadline (see the module doc).
+    forever_wakes: AtomicU64,
+}
+
+impl Deadlock {
+    /// Registers a `block_on` caller; it hears of every stall from now on.
+    pub(crate) fn watch(&self) -> Arc<Watch> {
+        let watch = Arc::new(Watch::default());
+        self.watchers.lock().push(watch.clone());
+        watch
+    }
+
+    pub(crate) fn unwatch(&self, watch: &Arc<Watch>) {
+        self.watchers.lock().retain(|w| !Arc::ptr_eq(w, watch));
+    }
+
+    /// Every worker sleeps with no deadline: tell the watchers to check.
+    pub(crate) fn stalled(&self) {
+        for watch in self.watchers.lock().iter() {
+            let mut state = watch.state.lock();
+            state.stalls += 1;
+            watch.changed.notify_all();
+        }
+    }
+
+    /// Counts the wake-up of a worker that slept with no deadline. Called by the waker right
+    /// after it changed the worker's parker state, before it does anything else.
+    pub(crate) fn count_wake(&self) {
+        // SeqCst: read by `is_deadlocked` before and after its look at the parkers; see the
+        // module doc.
+        self.forever_wakes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What a `block_on` caller waits for: its main goroutine's end, or a stall.
+#[derive(Default)]
+pub(crate) struct Watch {
+    state: Mutex<WatchState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct WatchState {
+    done: bool,
+    stalls: u64,
+}
+
+impl Watch {
+    /// Marks the main goroutine finished.
+    pub(crate) fn finish(&self) {
+        self.state.lock().done = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the main goroutine finished (true) or a stall newer than `seen` was
+    /// reported (false, and `seen` is updated).
+    pub(crate) fn wait(&self, seen: &mut u64) -> bool {
+        let mut state = self.state.lock();
+        while !state.done && state.stalls == *seen {
+            self.changed.wait(&mut state);
+        }
+        *seen = state.stalls;
+        state.done
+    }
+}
+
+/// Marks a [`Watch`] finished when dropped: held by the main goroutine's closure, so the watch
+/// ends however the goroutine does (returns, panics, is cancelled, or is dropped unstarted).
+pub(crate) struct FinishOnDrop(pub(crate) Arc<Watch>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// Whether every worker of `shared` sleeps with no deadline. Called by a worker that just
+/// marked itself so.
+pub(crate) fn all_asleep(shared: &Shared) -> bool {
+    shared.remotes.iter().all(|r| r.parker.is_parked_forever())
+}
+
+/// Checks the rule of the module doc. Called by the `block_on` thread.
+pub(crate) fn is_deadlocked(shared: &Shared) -> bool {
+    let expected_threads = shared.procs + 1 + usize::from(timers::global_started());
+    if thread_count() != Some(expected_threads) || !timers::global_idle() {
+        return false;
+    }
+    // SeqCst: see the module doc.
+    let wakes_before = shared.deadlock.forever_wakes.load(Ordering::SeqCst);
+    let asleep = all_asleep(shared) && !shared.has_queued_work() && shared.live() > 0;
+    let wakes_after = shared.deadlock.forever_wakes.load(Ordering::SeqCst);
+    asleep && wakes_before == wakes_after
+}
+
+/// The number of threads of this process, if the system tells.
+fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()
+        .map(|entries| entries.count())
+}

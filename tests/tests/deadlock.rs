@@ -1,0 +1,187 @@
+//! Deadlock detection in `block_on` (Go's "all goroutines are asleep - deadlock!").
+//!
+//! Detection looks at every thread of the process (see `Runtime::block_on`), so this test runs
+//! without the test harness, in a process of its own, one scenario after another; each
+//! scenario joins every thread it starts. A scenario that hangs is killed by `alarm`, so a
+//! missed deadlock fails the run instead of stalling it.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use scheduler::chan;
+use scheduler::{Runtime, WaitGroup};
+
+const DEADLOCK: &str = "scheduler: all goroutines are asleep - deadlock!";
+
+/// Sets its flag when dropped: shows that a cancelled goroutine unwound.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+fn runtime(procs: usize) -> Runtime {
+    Runtime::builder().procs(procs).build().unwrap()
+}
+
+/// Runs `f` as the main goroutine and returns the panic message of `block_on`, if any.
+fn block_on_message(rt: &Runtime, f: impl FnOnce() + Send + 'static) -> Option<String> {
+    let result = panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(f)));
+    result.err().map(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "<not a string>".to_string())
+    })
+}
+
+fn main() {
+    // A missed deadlock would hang: fail loudly instead.
+    // SAFETY: alarm has no preconditions; its default action ends the process.
+    unsafe { libc::alarm(120) };
+    // The expected panics print through the default hook; keep the output readable.
+    panic::set_hook(Box::new(|info| {
+        if !info.to_string().contains(DEADLOCK) {
+            eprintln!("{info}");
+        }
+    }));
+    let scenarios: &[(&str, fn())] = &[
+        ("receive that nobody sends", receive_that_nobody_sends),
+        ("wait group never done", wait_group_never_done),
+        ("cycle of goroutines", cycle_of_goroutines),
+        ("timer wakes the sleeper", timer_is_not_a_deadlock),
+        ("plain thread sends later", plain_thread_is_not_a_deadlock),
+        ("busy runtime", finishing_work_is_not_a_deadlock),
+    ];
+    for (name, scenario) in scenarios {
+        scenario();
+        println!("deadlock: {name} ... ok");
+    }
+    println!("test result: ok. {} passed; 0 failed", scenarios.len());
+}
+
+fn receive_that_nobody_sends() {
+    for procs in [1, 2, 4] {
+        let rt = runtime(procs);
+        let unwound = Arc::new(AtomicBool::new(false));
+        let flag = unwound.clone();
+        let message = block_on_message(&rt, move || {
+            let _guard = SetOnDrop(flag);
+            let (_tx, rx) = chan::bounded::<u32>(0);
+            let _ = rx.recv();
+        });
+        assert_eq!(message.as_deref(), Some(DEADLOCK), "procs {procs}");
+        assert!(
+            unwound.load(Ordering::SeqCst),
+            "the main goroutine was unwound"
+        );
+        assert_eq!(rt.num_goroutines(), 0);
+        drop(rt);
+    }
+}
+
+fn wait_group_never_done() {
+    let rt = runtime(2);
+    let message = block_on_message(&rt, || {
+        let wg = WaitGroup::new();
+        wg.add(3);
+        for _ in 0..2 {
+            let wg = wg.clone();
+            // Two of three done: the wait can never end.
+            scheduler::spawn(move || wg.done());
+        }
+        wg.wait();
+    });
+    assert_eq!(message.as_deref(), Some(DEADLOCK));
+}
+
+fn cycle_of_goroutines() {
+    let rt = runtime(3);
+    let unwound = Arc::new(AtomicBool::new(false));
+    let flag = unwound.clone();
+    let message = block_on_message(&rt, move || {
+        let (a_tx, a_rx) = chan::bounded::<u32>(0);
+        let (b_tx, b_rx) = chan::bounded::<u32>(0);
+        // Each waits to receive before it sends: neither ever sends.
+        let a = scheduler::spawn(move || {
+            let _guard = SetOnDrop(flag);
+            // Once `b` is cancelled, its sender is gone and this receive fails.
+            if let Ok(v) = b_rx.recv() {
+                let _ = a_tx.send(v);
+            }
+        });
+        let b = scheduler::spawn(move || {
+            // Once `a` is cancelled, its sender is gone and this receive fails.
+            if let Ok(v) = a_rx.recv() {
+                let _ = b_tx.send(v);
+            }
+        });
+        let _ = a.join();
+        let _ = b.join();
+    });
+    assert_eq!(message.as_deref(), Some(DEADLOCK));
+    assert!(
+        unwound.load(Ordering::SeqCst),
+        "the blocked goroutine was unwound"
+    );
+}
+
+fn timer_is_not_a_deadlock() {
+    for procs in [1, 2] {
+        let rt = runtime(procs);
+        let got = rt.block_on(|| {
+            let (tx, rx) = chan::bounded::<u32>(0);
+            scheduler::spawn(move || {
+                scheduler::time::sleep(Duration::from_millis(100));
+                tx.send(7).unwrap();
+            });
+            // Every goroutine sleeps for 100 ms: asleep, but a timer is pending.
+            rx.recv().unwrap()
+        });
+        assert_eq!(got, 7);
+    }
+}
+
+fn plain_thread_is_not_a_deadlock() {
+    let rt = runtime(2);
+    let (tx, rx) = chan::bounded::<u32>(0);
+    let sender = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        tx.send(11).unwrap();
+    });
+    // The runtime is idle for 100 ms with its only goroutine blocked, but a thread holds the
+    // sender.
+    let got = rt.block_on(move || rx.recv().unwrap());
+    assert_eq!(got, 11);
+    sender.join().unwrap();
+}
+
+fn finishing_work_is_not_a_deadlock() {
+    let rt = runtime(4);
+    for round in 0..200 {
+        let total = rt.block_on(move || {
+            let wg = WaitGroup::new();
+            let (tx, rx) = chan::bounded::<u64>(4);
+            for i in 0..8 {
+                let tx = tx.clone();
+                wg.go(move || {
+                    for _ in 0..4 {
+                        scheduler::yield_now();
+                    }
+                    tx.send(i).unwrap();
+                });
+            }
+            drop(tx);
+            let total: u64 = rx.iter().sum();
+            wg.wait();
+            total
+        });
+        assert_eq!(total, 28, "round {round}");
+    }
+}
