@@ -56,6 +56,7 @@ mod goroutine;
 mod runtime;
 mod sched;
 mod select;
+mod spawn_error;
 pub mod sync;
 pub mod time;
 
@@ -65,6 +66,7 @@ pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};
 pub use goroutine::join::JoinHandle;
 pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use runtime::{Runtime, ShutdownError};
+pub use spawn_error::SpawnError;
 pub use sync::WaitGroup;
 
 /// What the macros expand to; not a public API.
@@ -91,13 +93,46 @@ pub use time::sleep;
 ///
 /// # Panics
 ///
-/// Outside a goroutine: use [`Runtime::spawn`] or [`Runtime::block_on`] there.
+/// Outside a goroutine: use [`Runtime::spawn`] or [`Runtime::block_on`] there. Also when the
+/// goroutine is refused, with the [`SpawnError`]'s message: the runtime is shutting down, or
+/// no stack could be reserved for it (the message names the limit). Use [`try_spawn`] to get
+/// the error instead.
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     runtime::current_shared("spawn").spawn(f)
+}
+
+/// Like [`spawn`], but reports a refused goroutine as an error instead of panicking: the
+/// runtime is shutting down ([`SpawnError::ShuttingDown`]), or no stack could be reserved
+/// for it ([`SpawnError::Stacks`]: memory, the address-space limit, or on older kernels the
+/// mapping limit). A program that sheds load early checks it.
+///
+/// Every admitted goroutine has its stack reserved (address space only: memory is used as the
+/// stack is touched), so a goroutine that was admitted always starts.
+///
+/// # Examples
+///
+/// ```
+/// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
+/// let n = rt.block_on(|| match scheduler::try_spawn(|| 21 * 2) {
+///     Ok(handle) => handle.join().unwrap(),
+///     Err(err) => panic!("refused: {err}"),
+/// });
+/// assert_eq!(n, 42);
+/// ```
+///
+/// # Panics
+///
+/// Outside a goroutine: use [`Runtime::try_spawn`] there.
+pub fn try_spawn<F, T>(f: F) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    runtime::current_shared("try_spawn").try_spawn(f)
 }
 
 /// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines

@@ -17,6 +17,7 @@ use crate::sched::context;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::shared::{Shared, phase};
 use crate::sched::worker::WorkerLocal;
+use crate::spawn_error::SpawnError;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
 ///
@@ -162,12 +163,31 @@ impl Runtime {
     ///
     /// From outside, it goes on the global queue, and a parked worker is woken for it unless
     /// another worker is already looking for work.
+    ///
+    /// # Panics
+    ///
+    /// When the goroutine is refused, as [`try_spawn`](Self::try_spawn) describes.
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         self.shared.spawn(f)
+    }
+
+    /// Spawns a goroutine from anywhere, or says why it was refused: the runtime is shutting
+    /// down (a [`shutdown_timeout`](Self::shutdown_timeout) or a drop began), or no stack
+    /// could be reserved for it (see [`crate::try_spawn`]).
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::ShuttingDown`] or [`SpawnError::Stacks`].
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.try_spawn(f)
     }
 
     /// The number of worker threads.
@@ -181,6 +201,12 @@ impl Runtime {
     }
 
     /// Waits up to `timeout` for every goroutine to finish, then stops the workers.
+    ///
+    /// From the call on, the runtime admits no new goroutine: [`try_spawn`](Self::try_spawn)
+    /// and [`crate::try_spawn`] return [`SpawnError::ShuttingDown`], and `spawn` panics with
+    /// that message, also from the runtime's own goroutines. The goroutines already admitted,
+    /// started or not, run on. (Dropping the runtime, by contrast, waits for everything,
+    /// goroutines spawned meanwhile included.)
     ///
     /// Goroutines still unfinished at the deadline are cancelled: those that never started are
     /// dropped, and those blocked in this crate's primitives are unwound from their suspension
@@ -206,6 +232,10 @@ impl Runtime {
     /// rt.shutdown_timeout(Duration::from_secs(5)).expect("finished in time");
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownError> {
+        if !self.threads.is_empty() && !self.called_from_own_goroutine() {
+            // From here on, spawns are refused; the goroutines already admitted run on.
+            self.shared.set_phase(phase::DRAINING);
+        }
         self.shutdown(Instant::now().checked_add(timeout))
     }
 

@@ -262,3 +262,110 @@ fn shutdown_timeout_unwinds_goroutines_parked_in_plain_send_and_recv() {
         },
     );
 }
+
+#[test]
+fn shutdown_timeout_refuses_new_spawns_finishes_running_and_unwinds_blocked() {
+    // Under load: spawners keep spawning, some goroutines block forever, some are busy.
+    // Once the shutdown begins every spawn is refused with ShuttingDown; the busy ones finish;
+    // the blocked ones are unwound at the deadline and counted.
+    watchdog("shutdown under load", HANG_LIMIT, || {
+        let rt = runtime(2);
+        const SPAWNERS: usize = 4;
+        const BLOCKED: usize = 6;
+        let never = WaitGroup::new();
+        never.add(1);
+        let started = WaitGroup::new();
+        started.add(SPAWNERS + BLOCKED);
+        let refused = Arc::new(AtomicUsize::new(0));
+        let finished_children = Arc::new(AtomicUsize::new(0));
+        let unwound = Arc::new(AtomicUsize::new(0));
+        for _ in 0..BLOCKED {
+            let (never, started, unwound) = (never.clone(), started.clone(), unwound.clone());
+            rt.spawn(move || {
+                let _count = CountOnDrop(unwound);
+                started.done();
+                never.wait();
+            });
+        }
+        let mut spawners = Vec::new();
+        for _ in 0..SPAWNERS {
+            let (started, refused, finished) =
+                (started.clone(), refused.clone(), finished_children.clone());
+            spawners.push(rt.spawn(move || {
+                started.done();
+                // Spawn short-lived children until the runtime refuses.
+                loop {
+                    let finished = finished.clone();
+                    match scheduler::try_spawn(move || {
+                        scheduler::yield_now();
+                        finished.fetch_add(1, Ordering::SeqCst);
+                    }) {
+                        Ok(_) => scheduler::yield_now(),
+                        Err(scheduler::SpawnError::ShuttingDown) => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(other) => panic!("unexpected refusal: {other}"),
+                    }
+                }
+            }));
+        }
+        started.wait();
+        let err = rt
+            .shutdown_timeout(SHORT)
+            .expect_err("the blocked goroutines cannot finish");
+        assert_eq!(
+            err.remaining(),
+            BLOCKED,
+            "only the blocked ones were forced"
+        );
+        assert_eq!(
+            refused.load(Ordering::SeqCst),
+            SPAWNERS,
+            "every spawner was refused"
+        );
+        assert_eq!(unwound.load(Ordering::SeqCst), BLOCKED, "destructors ran");
+        for spawner in spawners {
+            spawner.join().expect("a spawner returns once refused");
+        }
+        assert!(finished_children.load(Ordering::SeqCst) > 0);
+    });
+}
+
+#[test]
+fn spawn_after_shutdown_began_panics_with_the_reason() {
+    watchdog("spawn refused", HANG_LIMIT, || {
+        let rt = runtime(1);
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        rt.spawn(move || {
+            ready_tx.send(()).unwrap();
+            // Wait, yielding, until the shutdown below refuses spawns; then spawn anyway.
+            while scheduler::try_spawn(|| ()).is_ok() {
+                scheduler::yield_now();
+            }
+            let outcome = std::panic::catch_unwind(|| scheduler::spawn(|| ()));
+            let message = outcome
+                .err()
+                .and_then(|p| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tx.send(message).unwrap();
+        });
+        ready_rx.recv().unwrap();
+        rt.shutdown_timeout(HANG_LIMIT).expect("it finishes");
+        let message = rx.recv().unwrap();
+        assert!(
+            message.contains("shutting down"),
+            "spawn panicked with {message:?}"
+        );
+    });
+}
+
+/// Counts itself when dropped.
+struct CountOnDrop(Arc<AtomicUsize>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}

@@ -135,12 +135,17 @@ pub(crate) struct StackArena {
 struct ArenaInner {
     /// Every region mapped, as (address, length).
     regions: Vec<(usize, usize)>,
-    /// Stacks not carved yet from the newest region: (next address, count left).
-    unused: (usize, usize),
+    /// Stacks not carved yet from the regions: (next address, count left) per region.
+    unused: Vec<(usize, usize)>,
     /// Stacks handed back by workers whose pools were full, with their memory resident.
     warm: Vec<GuardedStack>,
     /// The same, beyond `WARM_STACKS`, with their memory released.
     cold: Vec<GuardedStack>,
+    /// Stack slots mapped: `CHUNK_STACKS` per region.
+    capacity: usize,
+    /// Stack slots promised to goroutines admitted and not finished (and to the workers'
+    /// batches of such promises); never above `capacity`.
+    reserved: usize,
 }
 
 impl StackArena {
@@ -151,9 +156,11 @@ impl StackArena {
             usable: stack_size.div_ceil(page) * page,
             inner: Mutex::new(ArenaInner {
                 regions: Vec::new(),
-                unused: (0, 0),
+                unused: Vec::new(),
                 warm: Vec::new(),
                 cold: Vec::new(),
+                capacity: 0,
+                reserved: 0,
             }),
         })
     }
@@ -167,26 +174,48 @@ impl StackArena {
         self.usable + self.page
     }
 
-    /// A stack: a returned one if any, else carved from the current region, else from a new
-    /// region.
+    /// Promises `n` more stack slots, mapping regions until they exist. A goroutine is
+    /// admitted only with a slot promised, so that starting it cannot fail for want of
+    /// memory: the slots mapped always cover the goroutines that may need one.
+    pub(crate) fn reserve(&self, n: usize) -> io::Result<()> {
+        let mut inner = self.inner.lock();
+        while inner.reserved + n > inner.capacity {
+            self.map_region(&mut inner)?;
+        }
+        inner.reserved += n;
+        Ok(())
+    }
+
+    /// Takes back `n` promises made by [`reserve`](Self::reserve).
+    pub(crate) fn release(&self, n: usize) {
+        let mut inner = self.inner.lock();
+        debug_assert!(inner.reserved >= n);
+        inner.reserved -= n;
+    }
+
+    /// A stack: a returned one if any, else carved from a region, else from a new region.
+    /// Fails only if no stack is free here and no region can be mapped: the free stacks that
+    /// the promises guarantee are then in the workers' pools.
     pub(crate) fn take(&self) -> io::Result<GuardedStack> {
         let mut inner = self.inner.lock();
         if let Some(stack) = inner.warm.pop().or_else(|| inner.cold.pop()) {
             return Ok(stack);
         }
-        if inner.unused.1 == 0 {
-            inner.unused = (self.map_region(&mut inner.regions)?, CHUNK_STACKS);
+        if inner.unused.is_empty() {
+            self.map_region(&mut inner)?;
         }
-        let (start, left) = inner.unused;
-        inner.unused = (start + self.slot(), left - 1);
+        let (start, left) = inner.unused.pop().expect("a region with stacks left");
+        if left > 1 {
+            inner.unused.push((start + self.slot(), left - 1));
+        }
         Ok(GuardedStack {
             limit: start + self.page,
             top: start + self.slot(),
         })
     }
 
-    /// Maps a region for `CHUNK_STACKS` stacks and guards each; returns its address.
-    fn map_region(&self, regions: &mut Vec<(usize, usize)>) -> io::Result<usize> {
+    /// Maps a region for `CHUNK_STACKS` stacks, guards each, and adds them to the unused ones.
+    fn map_region(&self, inner: &mut ArenaInner) -> io::Result<()> {
         let len = self.slot() * CHUNK_STACKS;
         // SAFETY: an anonymous private mapping at an address the kernel chooses aliases no
         // existing memory. MAP_NORESERVE: untouched stack pages do not count against commit.
@@ -205,13 +234,15 @@ impl StackArena {
         }
         let addr = addr as usize;
         // Recorded first, so that it is unmapped even if a guard fails below.
-        regions.push((addr, len));
+        inner.regions.push((addr, len));
         for i in 0..CHUNK_STACKS {
             // SAFETY: the page is the lowest of slot i, inside the region just mapped, which
             // nothing uses yet.
             unsafe { install_guard(addr + i * self.slot(), self.page)? };
         }
-        Ok(addr)
+        inner.unused.push((addr, CHUNK_STACKS));
+        inner.capacity += CHUNK_STACKS;
+        Ok(())
     }
 
     /// Takes back a stack a worker does not keep. The first [`WARM_STACKS`] keep their memory;
@@ -264,6 +295,13 @@ impl StackPool {
         match self.free.pop() {
             Some(stack) => Ok(stack),
             None => self.arena.take(),
+        }
+    }
+
+    /// Hands every cached stack back to the arena.
+    pub(crate) fn flush(&mut self) {
+        for stack in self.free.drain(..) {
+            self.arena.give_back(stack);
         }
     }
 

@@ -15,16 +15,20 @@ use super::parker::Parker;
 use crate::goroutine::join::JoinHandle;
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
+use crate::spawn_error::SpawnError;
 
 /// Runtime phases, in the order they happen.
 pub(crate) mod phase {
     /// Goroutines run.
     pub(crate) const RUNNING: u8 = 0;
+    /// A shutdown began (`shutdown_timeout` or a drop): goroutines run on, new spawns are
+    /// refused.
+    pub(crate) const DRAINING: u8 = 1;
     /// A shutdown ran out of time: goroutines that have not started are dropped, and the
     /// started ones are unwound at their next suspension point.
-    pub(crate) const CANCELLING: u8 = 1;
+    pub(crate) const CANCELLING: u8 = 2;
     /// Every goroutine has finished; workers exit.
-    pub(crate) const STOPPING: u8 = 2;
+    pub(crate) const STOPPING: u8 = 3;
 }
 
 /// The parts of a worker that other threads reach.
@@ -92,6 +96,8 @@ pub(crate) struct Shared {
     all_done: Mutex<()>,
     all_done_cv: Condvar,
     pub(crate) deadlock: Deadlock,
+    /// Set while a goroutine waits for a stack that sits in some worker's cache.
+    stack_flush: AtomicBool,
 }
 
 impl Shared {
@@ -119,17 +125,35 @@ impl Shared {
             all_done: Mutex::new(()),
             all_done_cv: Condvar::new(),
             deadlock: Deadlock::default(),
+            stack_flush: AtomicBool::new(false),
         }
     }
 
     /// Spawns a goroutine: onto the current worker's deque when called from one of this
-    /// runtime's goroutines, else onto the global queue.
-    pub(crate) fn spawn<F, T>(self: &Arc<Shared>, f: F) -> JoinHandle<T>
+    /// runtime's goroutines, else onto the global queue. Refused once a shutdown began, or
+    /// when no stack can be reserved for it.
+    pub(crate) fn try_spawn<F, T>(self: &Arc<Shared>, f: F) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        if self.phase() != phase::RUNNING {
+            return Err(SpawnError::ShuttingDown);
+        }
         let worker = context::current_worker().filter(|w| w.belongs_to(self));
+        // Every goroutine gets a stack slot reserved before it is admitted, so that it can
+        // always start (`StackArena::reserve`); the reservation goes back when it finishes.
+        let reserved = match worker {
+            Some(worker) => worker.reserve_stack(),
+            None => self.stacks.reserve(1),
+        };
+        if let Err(source) = reserved {
+            return Err(SpawnError::stacks(
+                source,
+                self.live(),
+                self.stacks.usable(),
+            ));
+        }
         let id = match worker {
             Some(worker) => worker.count_spawned(),
             None => {
@@ -146,7 +170,37 @@ impl Shared {
                 self.notify_work();
             }
         }
-        handle
+        Ok(handle)
+    }
+
+    /// [`try_spawn`](Self::try_spawn), panicking with the reason when it is refused.
+    pub(crate) fn spawn<F, T>(self: &Arc<Shared>, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.try_spawn(f).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Asks every worker to hand its cached stacks back to the arena: a goroutine could not
+    /// get a stack although one is reserved for it, so the free one is in some worker's
+    /// cache (see `WorkerLocal::start`).
+    pub(crate) fn request_stack_flush(&self) {
+        // Relaxed: a hint; the unparks below make every worker look at it soon.
+        self.stack_flush.store(true, Ordering::Relaxed);
+        for index in 0..self.remotes.len() {
+            self.unpark_worker(index);
+        }
+    }
+
+    /// Whether workers should hand their cached stacks back to the arena.
+    pub(crate) fn stack_flush_requested(&self) -> bool {
+        self.stack_flush.load(Ordering::Relaxed)
+    }
+
+    /// A stack was found again: workers may keep their caches.
+    pub(crate) fn stack_flush_done(&self) {
+        self.stack_flush.store(false, Ordering::Relaxed);
     }
 
     /// Reserves `n` goroutine ids and returns the first.

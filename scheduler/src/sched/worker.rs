@@ -37,6 +37,8 @@ use crate::goroutine::task::{
 };
 use crate::time::timers::{self, TimerHeap};
 
+/// How many stack reservations a worker takes from the arena at a time.
+const STACK_BLOCK: usize = 64;
 /// How many goroutine ids a worker reserves at a time.
 const ID_BLOCK: u64 = 1024;
 /// Consecutive `runnext` picks allowed before the other queues get a turn.
@@ -92,6 +94,8 @@ pub(crate) struct WorkerLocal {
     /// Goroutine ids reserved for spawns on this worker: the next one, and the end of the
     /// block. Taking ids in blocks keeps the shared counter off the spawn path.
     ids: Cell<(u64, u64)>,
+    /// Stack reservations taken from the arena and not yet given to a goroutine.
+    stack_budget: Cell<usize>,
 }
 
 impl WorkerLocal {
@@ -115,6 +119,7 @@ impl WorkerLocal {
             cancel_seen: Cell::new(false),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             ids: Cell::new((0, 0)),
+            stack_budget: Cell::new(0),
         }
     }
 
@@ -147,9 +152,36 @@ impl WorkerLocal {
         self.current.borrow().clone()
     }
 
-    /// Counts a goroutine that finished on this worker.
+    /// Counts a goroutine that finished on this worker, and takes back its stack reservation.
     pub(crate) fn count_finished(&self) {
         self.shared.remotes[self.index].counts.finished_one();
+        let mut budget = self.stack_budget.get() + 1;
+        if budget > 2 * STACK_BLOCK {
+            self.shared.stacks.release(STACK_BLOCK);
+            budget -= STACK_BLOCK;
+        }
+        self.stack_budget.set(budget);
+    }
+
+    /// Reserves a stack for a goroutine about to be spawned here (see `StackArena::reserve`),
+    /// from this worker's batch of reservations.
+    pub(crate) fn reserve_stack(&self) -> std::io::Result<()> {
+        match self.stack_budget.get() {
+            0 => {
+                // A batch at a time keeps the arena's lock off most spawns; near the limit,
+                // one at a time.
+                if self.shared.stacks.reserve(STACK_BLOCK).is_ok() {
+                    self.stack_budget.set(STACK_BLOCK - 1);
+                    Ok(())
+                } else {
+                    self.shared.stacks.reserve(1)
+                }
+            }
+            budget => {
+                self.stack_budget.set(budget - 1);
+                Ok(())
+            }
+        }
     }
 
     /// Counts a goroutine spawned on this worker and returns its id.
@@ -217,6 +249,9 @@ impl WorkerLocal {
                 self.cancel_started();
             }
             timers::fire_due(&self.timers);
+            if self.shared.stack_flush_requested() {
+                self.stacks.borrow_mut().flush();
+            }
             if let Some(task) = self.next_local() {
                 // Woken as a searcher but found work at home: stop searching before running
                 // it, or other workers would trust a searcher that is busy (none would be
@@ -437,22 +472,21 @@ impl WorkerLocal {
         }
         let stack = match self.stacks.borrow_mut().take() {
             Ok(stack) => stack,
-            Err(err) => {
-                // Failing one goroutine while others wait on it could deadlock silently;
-                // running out of stacks is fatal until admission control exists.
-                let hint = if crate::goroutine::stack::guards_split_mappings() {
-                    "check vm.max_map_count (two mappings per stack on this kernel) and \
-                     available memory"
-                } else {
-                    "check available memory and address space"
-                };
-                eprintln!(
-                    "scheduler: cannot allocate a {}-byte goroutine stack: {err} ({hint})",
-                    self.shared.stack_size
-                );
-                std::process::abort();
+            Err(_) => {
+                // A stack is reserved for every admitted goroutine (`Shared::try_spawn`), so
+                // the arena could only not map more because the free stacks sit in workers'
+                // caches: have them handed back, and start this one later. Un-claim it first
+                // (its closure is untouched); Release: a later claimer sees NO_HOME.
+                header.home.store(NO_HOME, Ordering::Release);
+                self.shared.injector.push(task.clone());
+                self.shared.request_stack_flush();
+                std::thread::yield_now();
+                return None;
             }
         };
+        if self.shared.stack_flush_requested() {
+            self.shared.stack_flush_done();
+        }
         let stack_limit = stack.limit().get();
         let body_task = task.clone();
         let coro = Coroutine::with_stack(stack, move |yielder: &GoYielder, ()| {

@@ -1,0 +1,87 @@
+//! [`SpawnError`]: why a goroutine was not admitted.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+
+use crate::goroutine::stack::guards_split_mappings;
+
+/// Why [`try_spawn`](crate::try_spawn) or [`Runtime::try_spawn`](crate::Runtime::try_spawn)
+/// refused a goroutine. [`spawn`](crate::spawn) panics with the same message.
+///
+/// # Examples
+///
+/// ```
+/// use scheduler::SpawnError;
+///
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// let handle = rt.try_spawn(|| 2 + 2).expect("a running runtime admits goroutines");
+/// assert_eq!(handle.join().unwrap(), 4);
+/// # let _: Option<SpawnError> = None;
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The runtime is shutting down (`shutdown_timeout` was called, or it is being dropped):
+    /// the goroutines it has run on, but it takes no new ones.
+    ShuttingDown,
+    /// No stack could be reserved for the goroutine: mapping more stack memory failed.
+    Stacks {
+        /// What the kernel said.
+        source: io::Error,
+        /// Goroutines of the runtime that were live (spawned and unfinished) at the time.
+        live: usize,
+        /// The usable size of each stack, in bytes.
+        stack_size: usize,
+    },
+}
+
+impl SpawnError {
+    pub(crate) fn stacks(source: io::Error, live: usize, stack_size: usize) -> SpawnError {
+        SpawnError::Stacks {
+            source,
+            live,
+            stack_size,
+        }
+    }
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::ShuttingDown => {
+                write!(
+                    f,
+                    "scheduler: the runtime is shutting down: no new goroutines"
+                )
+            }
+            SpawnError::Stacks {
+                source,
+                live,
+                stack_size,
+            } => {
+                let limit = if guards_split_mappings() {
+                    "the mapping limit vm.max_map_count (each stack takes two mappings on \
+                     this kernel), the address-space limit (ulimit -v) or memory"
+                } else {
+                    "the address-space limit (ulimit -v) or memory"
+                };
+                write!(
+                    f,
+                    "scheduler: cannot reserve a {stack_size}-byte stack for a new goroutine \
+                     with {live} live ({source}); the limit is {limit}: lower \
+                     Builder::stack_size or the number of goroutines"
+                )
+            }
+        }
+    }
+}
+
+impl Error for SpawnError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            SpawnError::ShuttingDown => None,
+            SpawnError::Stacks { source, .. } => Some(source),
+        }
+    }
+}
