@@ -24,9 +24,15 @@
 //! again with the same argument. So as long as W sits in a queue, some worker is awake and will
 //! look at it.
 
+#[cfg(not(loom))]
+use parking_lot::Mutex;
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
-use parking_lot::Mutex;
+// Under `cfg(loom)` this file is not part of this crate: the model checker's package
+// (tests/loom) compiles it as it is, with loom's atomics and lock in place of these.
+#[cfg(loom)]
+use crate::shim::{AtomicUsize, Mutex, Ordering, fence};
 
 const UNPARKED_SHIFT: u32 = 16;
 const SEARCHING_MASK: usize = (1 << UNPARKED_SHIFT) - 1;
@@ -136,7 +142,7 @@ impl Idle {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -6,9 +6,15 @@
 //! sleep is never lost: the worker finds `NOTIFIED` and returns at once. Notifications do not
 //! count: several before a park wake it once.
 
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, Ordering};
-
 use std::time::Instant;
+
+// Under `cfg(loom)` this file is not part of this crate: the model checker's package
+// (tests/loom) compiles it as it is, with loom's atomics and a model of `parking_lot_core`'s
+// park and unpark in place of these.
+#[cfg(loom)]
+use crate::shim::{AtomicU8, Ordering, parking_lot_core};
 
 use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, ParkResult};
 
