@@ -7,13 +7,15 @@
 //!
 //! Goroutines run on corosensei stacks, which loom cannot run, so most protocols are modelled:
 //! each model's module doc names the functions of the scheduler it mirrors, and every atomic
-//! operation in it has the same ordering, in the same sequence, as the real one. One file is
-//! compiled here unchanged instead: `sched/parker.rs` (a worker's sleep/wake word), which
-//! imports its atomics and `parking_lot_core` from [`shim`] under `cfg(loom)`.
+//! operation in it has the same ordering, in the same sequence, as the real one. Two files are
+//! compiled here unchanged instead: `sched/idle.rs` (the searching/unparked bookkeeping) and
+//! `sched/parker.rs` (a worker's sleep/wake word), which import their atomics, their lock and
+//! `parking_lot_core` from [`shim`] under `cfg(loom)`.
 //!
 //! | model | protocol |
 //! |---|---|
 //! | [`park_wake`] | goroutine state word (`ACTIVE`/`NOTIFIED`/`PARKED`), the worker's park CAS, `unpark`, the worker's `Parker` |
+//! | [`idle_workers`] | `Idle`'s counters, notify_work, the searcher rules and the final look before a worker sleeps |
 //! | [`wait_group`] | `WaitGroup::add`/`done`/`wait` |
 //! | [`chan_handoff`] | a value handed to a blocked receiver (or taken from a blocked sender) that times out |
 //! | [`join_state`] | `JoinState::complete` against `JoinState::wait` |
@@ -30,13 +32,17 @@
 
 pub(crate) mod shim;
 
+#[path = "../../../scheduler/src/sched/idle.rs"]
+pub(crate) mod idle;
 #[path = "../../../scheduler/src/sched/parker.rs"]
 pub(crate) mod parker;
 
 pub(crate) mod goroutine;
+pub(crate) mod queues;
 pub(crate) mod waiter;
 
 mod chan_handoff;
+mod idle_workers;
 mod join_state;
 mod park_wake;
 mod wait_group;
@@ -51,6 +57,6 @@ pub(crate) fn check(f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-/// Each mutation the models were shown to catch is caught within this bound, and at this
-/// bound the whole set runs in seconds.
+/// Each mutation that docs/design.md (section 18) says a model catches is caught within this
+/// bound, and at this bound the whole set runs in seconds.
 pub(crate) const PREEMPTION_BOUND: usize = 3;

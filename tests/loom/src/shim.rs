@@ -1,8 +1,21 @@
-//! What the scheduler's own `sched/parker.rs` imports under `cfg(loom)`: loom's atomics and a
-//! model of the two `parking_lot_core` calls the parker makes. That file is compiled here
-//! unchanged.
+//! What the scheduler's own files (`sched/idle.rs`, `sched/parker.rs`) import under
+//! `cfg(loom)`: loom's atomics, a lock with parking_lot's API, and a model of the two
+//! `parking_lot_core` calls the parker makes. Those files are compiled here unchanged.
 
-pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
+
+/// `parking_lot::Mutex`'s API (a `lock` that cannot fail) over loom's mutex.
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Mutex<T> {
+        Mutex(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+        self.0.lock().expect("no model panics while holding a lock")
+    }
+}
 
 /// `parking_lot_core`'s `park` and `unpark_one`, as far as `sched/parker.rs` uses them.
 ///
