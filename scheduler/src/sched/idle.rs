@@ -13,7 +13,8 @@
 //!   `notify_work` itself, so that work which may remain is taken up by another worker.
 //! * Every worker, after it has published that it is parked ([`Idle::before_park`], a SeqCst
 //!   read-modify-write), looks at every queue once more before it sleeps, and takes the work
-//!   back (cancelling its park) if it finds any.
+//!   back (cancelling its park) if it finds any. A searcher whose park is cancelled so searches
+//!   on (if half the workers do not search already), as in Go.
 //!
 //! Why no work is stranded (a sketch). A producer P pushes work W, then fences and reads
 //! `state`. Consider any worker X that is about to park. Its park RMW and P's read are ordered
@@ -22,11 +23,22 @@
 //! worker; if some worker S searches, S either parks (and, being ordered after P's read, sees
 //! W in its final look) or finds work and, if it was the last searcher, calls `notify_work`
 //! again with the same argument. So as long as W sits in a queue, some worker is awake and will
-//! look at it.
+//! look at it. The case "S parks and sees W" needs S to stay a searcher: P skipped its wake
+//! because of S, perhaps for more goroutines than S takes, so S must end up in the last
+//! searcher's `notify_work`. If S stopped searching when its final look cancelled its park, it
+//! would take W and wake nobody for the rest (the loom model
+//! `last_searcher_wakes_a_worker_for_the_rest` found that); so it searches on. If the search is
+//! refused, half the workers search, and each of them is in S's position.
 
+#[cfg(not(loom))]
+use parking_lot::Mutex;
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
-use parking_lot::Mutex;
+// Under `cfg(loom)` this file is not part of this crate: the model checker's package
+// (tests/loom) compiles it as it is, with loom's atomics and lock in place of these.
+#[cfg(loom)]
+use crate::shim::{AtomicUsize, Mutex, Ordering, fence};
 
 const UNPARKED_SHIFT: u32 = 16;
 const SEARCHING_MASK: usize = (1 << UNPARKED_SHIFT) - 1;
@@ -136,7 +148,7 @@ impl Idle {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

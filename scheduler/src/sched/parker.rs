@@ -6,9 +6,15 @@
 //! sleep is never lost: the worker finds `NOTIFIED` and returns at once. Notifications do not
 //! count: several before a park wake it once.
 
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, Ordering};
-
 use std::time::Instant;
+
+// Under `cfg(loom)` this file is not part of this crate: the model checker's package
+// (tests/loom) compiles it as it is, with loom's atomics and a model of `parking_lot_core`'s
+// park and unpark in place of these.
+#[cfg(loom)]
+use crate::shim::{AtomicU8, Ordering, parking_lot_core};
 
 use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, ParkResult};
 
@@ -96,6 +102,7 @@ impl Parker {
     }
 
     /// Whether the owner sleeps with no deadline, and no unpark has come since.
+    #[cfg_attr(loom, allow(dead_code))] // only the deadlock check uses it; not modelled
     pub(crate) fn is_parked_forever(&self) -> bool {
         // SeqCst: see `park`.
         self.state.load(Ordering::SeqCst) == PARKED_FOREVER

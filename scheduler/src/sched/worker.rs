@@ -402,9 +402,8 @@ impl WorkerLocal {
     /// Sleeps until there may be work (the protocol is in [`super::idle`]).
     fn park(&self) {
         let shared = &*self.shared;
-        shared
-            .idle
-            .before_park(self.index, self.searching.replace(false));
+        let was_searching = self.searching.replace(false);
+        shared.idle.before_park(self.index, was_searching);
         let remote = &shared.remotes[self.index];
         // The final look: after publishing that we park, every queue once more.
         let work_left = !remote.inbox.is_empty()
@@ -421,6 +420,13 @@ impl WorkerLocal {
             });
         }
         if shared.idle.after_wake(self.index) {
+            self.searching.set(true);
+        } else if work_left && was_searching && shared.idle.try_start_searching() {
+            // The final look cancelled the sleep of a searcher. A producer may have skipped
+            // waking anyone because it saw us searching, for more goroutines than we will
+            // take: search on, so that taking one makes us the last searcher who wakes
+            // another worker for the rest (Go's findrunnable does the same). If the search is
+            // refused, half the workers search already and the same holds for them.
             self.searching.set(true);
         }
     }
