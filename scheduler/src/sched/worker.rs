@@ -355,9 +355,17 @@ impl WorkerLocal {
             }
             self.searching.set(true);
         }
-        let task = self.steal_global().or_else(|| self.steal_from_others())?;
-        self.stop_searching();
-        Some(task)
+        loop {
+            let task = self.steal_global().or_else(|| self.steal_from_others())?;
+            // A goroutine that a joiner already ran inline left a stale entry, oldest first,
+            // where thieves take: not work, so search on rather than give up the search
+            // (Relaxed: a hint; `start` decides).
+            if task.header().home.load(Ordering::Relaxed) != NO_HOME {
+                continue;
+            }
+            self.stop_searching();
+            return Some(task);
+        }
     }
 
     /// Leaves the searching state, if in it, before running a goroutine found.
