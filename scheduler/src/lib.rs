@@ -58,6 +58,8 @@ mod sched;
 mod select;
 mod spawn_error;
 pub mod sync;
+#[cfg(test)]
+mod testing;
 pub mod time;
 
 use std::fmt;

@@ -277,3 +277,333 @@ fn remove_party<T>(queue: &mut VecDeque<Party<T>>, is_it: impl Fn(&Party<T>) -> 
         queue.remove(pos);
     }
 }
+
+/// The channel's state on plain threads (no runtime), so that Miri can run them: parties
+/// are `Party::Select` slots with thread waiters. (`Party::Parked` needs a goroutine.)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::ROUNDS;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    fn waiting_slot(value: Option<u32>, token: usize) -> Arc<Slot<u32>> {
+        Slot::new(&Waiter::for_current(), token, value)
+    }
+
+    fn sent(result: Result<(), TrySend<u32>>) -> Result<(), &'static str> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(TrySend::Full(_)) => Err("full"),
+            Err(TrySend::Closed(_)) => Err("closed"),
+        }
+    }
+
+    fn received(result: Result<u32, TryRecv>) -> Result<u32, &'static str> {
+        result.map_err(|e| match e {
+            TryRecv::Empty => "empty",
+            TryRecv::Closed => "closed",
+        })
+    }
+
+    #[test]
+    fn buffer_is_fifo_up_to_its_capacity() {
+        let chan = Chan::new(2, false);
+        let mut state = chan.state.lock();
+        assert_eq!(state.cap(), 2);
+        assert_eq!(sent(state.try_send(1)), Ok(()));
+        assert_eq!(sent(state.try_send(2)), Ok(()));
+        match state.try_send(3) {
+            Err(TrySend::Full(3)) => {}
+            _ => panic!("a full buffer refuses the value and gives it back"),
+        }
+        assert_eq!(state.len(), 2);
+        assert_eq!(received(state.try_recv()), Ok(1));
+        assert_eq!(sent(state.try_send(4)), Ok(()));
+        assert_eq!(received(state.try_recv()), Ok(2));
+        assert_eq!(received(state.try_recv()), Ok(4));
+        assert_eq!(received(state.try_recv()), Err("empty"));
+    }
+
+    #[test]
+    fn rendezvous_without_a_receiver_is_full() {
+        let chan = Chan::new(0, false);
+        let mut state = chan.state.lock();
+        assert_eq!(sent(state.try_send(1)), Err("full"));
+        assert_eq!(state.len(), 0);
+        assert_eq!(received(state.try_recv()), Err("empty"));
+    }
+
+    #[test]
+    fn send_hands_the_value_straight_to_a_queued_receiver() {
+        for cap in [0, 1] {
+            let chan = Chan::new(cap, false);
+            let mut state = chan.state.lock();
+            let slot = waiting_slot(None, 4);
+            state.enqueue_recv(Party::Select(slot.clone()));
+            assert_eq!(sent(state.try_send(9)), Ok(()));
+            assert_eq!(state.len(), 0, "not through the buffer");
+            assert_eq!(slot.waiter.token(), Some(4));
+            assert_eq!(*slot.value.lock(), Some(9));
+        }
+    }
+
+    #[test]
+    fn send_skips_receivers_that_stopped_waiting() {
+        let chan = Chan::new(0, false);
+        let mut state = chan.state.lock();
+        let (gone, waiting) = (waiting_slot(None, 0), waiting_slot(None, 1));
+        assert!(gone.waiter.time_out());
+        state.enqueue_recv(Party::Select(gone.clone()));
+        state.enqueue_recv(Party::Select(waiting.clone()));
+        assert_eq!(sent(state.try_send(5)), Ok(()));
+        assert_eq!(*gone.value.lock(), None, "the value was taken back");
+        assert_eq!(*waiting.value.lock(), Some(5));
+        // Only receivers that stopped waiting: the value comes back as Full.
+        let gone = waiting_slot(None, 0);
+        assert!(gone.waiter.time_out());
+        state.enqueue_recv(Party::Select(gone.clone()));
+        match state.try_send(6) {
+            Err(TrySend::Full(6)) => {}
+            _ => panic!("the value must come back"),
+        }
+        assert_eq!(*gone.value.lock(), None);
+    }
+
+    #[test]
+    fn recv_refills_the_buffer_from_a_queued_sender_in_order() {
+        let chan = Chan::new(1, false);
+        let mut state = chan.state.lock();
+        assert_eq!(sent(state.try_send(1)), Ok(()));
+        let sender = waiting_slot(Some(2), 7);
+        state.enqueue_send(Party::Select(sender.clone()));
+        assert_eq!(received(state.try_recv()), Ok(1));
+        assert_eq!(sender.waiter.token(), Some(7));
+        assert_eq!(
+            *sender.value.lock(),
+            None,
+            "its value moved into the buffer"
+        );
+        assert_eq!(state.len(), 1);
+        assert_eq!(received(state.try_recv()), Ok(2));
+    }
+
+    #[test]
+    fn rendezvous_recv_takes_from_the_first_sender_still_waiting() {
+        let chan = Chan::new(0, false);
+        let mut state = chan.state.lock();
+        let (gone, first, second) = (
+            waiting_slot(Some(1), 0),
+            waiting_slot(Some(2), 0),
+            waiting_slot(Some(3), 0),
+        );
+        assert!(gone.waiter.time_out());
+        for slot in [&gone, &first, &second] {
+            state.enqueue_send(Party::Select(slot.clone()));
+        }
+        assert_eq!(received(state.try_recv()), Ok(2));
+        assert_eq!(
+            *gone.value.lock(),
+            Some(1),
+            "a sender that left keeps its value"
+        );
+        assert!(second.waiter.is_waiting());
+        assert_eq!(received(state.try_recv()), Ok(3));
+        assert_eq!(received(state.try_recv()), Err("empty"));
+    }
+
+    #[test]
+    fn close_wakes_every_queued_party() {
+        // Receivers: woken with no value.
+        let chan = Chan::new(0, false);
+        let mut state = chan.state.lock();
+        let receivers = [waiting_slot(None, 1), waiting_slot(None, 2)];
+        for slot in &receivers {
+            state.enqueue_recv(Party::Select(slot.clone()));
+        }
+        assert!(state.close());
+        assert!(!state.close(), "already closed");
+        assert!(state.is_closed());
+        for (token, slot) in (1..).zip(&receivers) {
+            assert_eq!(slot.waiter.token(), Some(token));
+            assert_eq!(*slot.value.lock(), None);
+        }
+        match state.try_send(3) {
+            Err(TrySend::Closed(3)) => {}
+            _ => panic!("a closed channel refuses the value and gives it back"),
+        }
+        assert_eq!(received(state.try_recv()), Err("closed"));
+        drop(state);
+
+        // Senders: woken with their value still in the slot.
+        let chan = Chan::new(0, false);
+        let mut state = chan.state.lock();
+        let sender = waiting_slot(Some(8), 0);
+        state.enqueue_send(Party::Select(sender.clone()));
+        assert!(state.close());
+        assert_eq!(sender.waiter.token(), Some(0));
+        assert_eq!(*sender.value.lock(), Some(8));
+    }
+
+    #[test]
+    fn buffered_values_outlive_a_close() {
+        let chan = Chan::new(2, false);
+        let mut state = chan.state.lock();
+        assert_eq!(sent(state.try_send(1)), Ok(()));
+        assert!(state.close());
+        assert_eq!(received(state.try_recv()), Ok(1));
+        assert_eq!(received(state.try_recv()), Err("closed"));
+    }
+
+    #[test]
+    fn dequeue_removes_only_the_withdrawn_party() {
+        let chan = Chan::new(0, false);
+        let mut state = chan.state.lock();
+        let (withdrawn, stays) = (waiting_slot(None, 0), waiting_slot(None, 1));
+        state.enqueue_recv(Party::Select(withdrawn.clone()));
+        state.enqueue_recv(Party::Select(stays.clone()));
+        state.dequeue_recv(&withdrawn);
+        state.dequeue_recv(&withdrawn); // not queued any more: nothing happens
+        assert_eq!(sent(state.try_send(1)), Ok(()));
+        assert!(
+            withdrawn.waiter.is_waiting(),
+            "a withdrawn receiver is not notified"
+        );
+        assert_eq!(*stays.value.lock(), Some(1));
+        assert_eq!(sent(state.try_send(2)), Err("full"), "nobody is left");
+
+        let (withdrawn, stays) = (waiting_slot(Some(3), 0), waiting_slot(Some(4), 1));
+        state.enqueue_send(Party::Select(withdrawn.clone()));
+        state.enqueue_send(Party::Select(stays.clone()));
+        state.dequeue_send(&withdrawn);
+        assert_eq!(received(state.try_recv()), Ok(4));
+        assert!(withdrawn.waiter.is_waiting());
+        assert_eq!(*withdrawn.value.lock(), Some(3));
+        assert_eq!(received(state.try_recv()), Err("empty"));
+    }
+
+    #[test]
+    fn the_last_sender_or_receiver_closes_the_channel() {
+        let chan = Chan::<u32>::new(1, false);
+        let mut state = chan.state.lock();
+        state.senders += 1;
+        state.drop_sender();
+        assert!(!state.is_closed(), "one sender is left");
+        state.drop_sender();
+        assert!(state.is_closed());
+
+        let chan = Chan::<u32>::new(1, false);
+        chan.state.lock().drop_receiver();
+        assert!(chan.state.lock().is_closed());
+
+        let chan = Chan::<u32>::new(1, true);
+        chan.state.lock().drop_sender();
+        assert!(!chan.state.lock().is_closed(), "a timer channel stays open");
+    }
+
+    /// A blocking send from a plain thread, done as `select` does it with a `SendOp`: try,
+    /// else queue a slot and wait, then collect. Gives the value back if the channel closed.
+    fn send(chan: &Chan<u32>, value: u32) -> Result<(), u32> {
+        let mut state = chan.state.lock();
+        let value = match state.try_send(value) {
+            Ok(()) => return Ok(()),
+            Err(TrySend::Closed(value)) => return Err(value),
+            Err(TrySend::Full(value)) => value,
+        };
+        let waiter = Waiter::for_current();
+        let slot = Slot::new(&waiter, 0, Some(value));
+        state.enqueue_send(Party::Select(slot.clone()));
+        drop(state);
+        waiter.wait();
+        // A receiver took the value; if it is still here, the close woke us.
+        match slot.value.lock().take() {
+            None => Ok(()),
+            Some(value) => Err(value),
+        }
+    }
+
+    /// A receive from a plain thread that gives up at `deadline`, done as `select` does it
+    /// with a `RecvOp`. `Err(false)`: timed out; `Err(true)`: closed.
+    fn recv_until(chan: &Chan<u32>, deadline: Instant) -> Result<u32, bool> {
+        let mut state = chan.state.lock();
+        match state.try_recv() {
+            Ok(value) => return Ok(value),
+            Err(TryRecv::Closed) => return Err(true),
+            Err(TryRecv::Empty) => {}
+        }
+        let waiter = Waiter::for_current();
+        let slot = Slot::new(&waiter, 0, None);
+        state.enqueue_recv(Party::Select(slot.clone()));
+        drop(state);
+        let won = waiter.wait_until(Some(deadline)).is_some();
+        let mut state = chan.state.lock();
+        if won {
+            // A sender left its value; a close left none.
+            return slot.value.lock().take().ok_or(true);
+        }
+        state.dequeue_recv(&slot);
+        // A sender that found us timed out took its value back.
+        assert_eq!(
+            *slot.value.lock(),
+            None,
+            "a value was left with a receiver that left"
+        );
+        Err(false)
+    }
+
+    #[test]
+    fn values_are_neither_lost_nor_duplicated() {
+        const SENDERS: u32 = 2;
+        const RECEIVERS: usize = 2;
+        let per_sender = ROUNDS.min(50) as u32;
+        for cap in [0, 1] {
+            let chan = Chan::new(cap, false);
+            let chan = &*chan;
+            let mut got: Vec<u32> = thread::scope(|s| {
+                let receivers: Vec<_> = (0..RECEIVERS)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut got = Vec::new();
+                            loop {
+                                // Short waits, so that receivers also time out and leave
+                                // stale slots in the queue for senders to skip.
+                                let deadline = Instant::now() + Duration::from_micros(10);
+                                match recv_until(chan, deadline) {
+                                    Ok(value) => got.push(value),
+                                    Err(true) => return got,
+                                    Err(false) => {}
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                let senders: Vec<_> = (0..SENDERS)
+                    .map(|sender| {
+                        s.spawn(move || {
+                            for i in 0..per_sender {
+                                // Now and then, pause long enough for receivers to time out.
+                                if i % 4 == 3 {
+                                    thread::sleep(Duration::from_micros(50));
+                                }
+                                assert_eq!(send(chan, sender * 1000 + i), Ok(()));
+                            }
+                        })
+                    })
+                    .collect();
+                for sender in senders {
+                    sender.join().unwrap();
+                }
+                assert!(chan.state.lock().close());
+                receivers
+                    .into_iter()
+                    .flat_map(|r| r.join().unwrap())
+                    .collect()
+            });
+            got.sort_unstable();
+            let expected: Vec<u32> = (0..SENDERS)
+                .flat_map(|sender| (0..per_sender).map(move |i| sender * 1000 + i))
+                .collect();
+            assert_eq!(got, expected, "capacity {cap}");
+        }
+    }
+}

@@ -59,9 +59,14 @@ impl JoinState {
 
     /// Blocks the current goroutine (or thread) until [`complete`](Self::complete).
     fn wait(&self) {
-        if self.is_complete() {
-            return;
+        if !self.is_complete() {
+            self.announce_and_wait();
         }
+    }
+
+    /// The slow path of [`wait`](Self::wait): stores a waiter, announces it, and blocks
+    /// unless the goroutine completed meanwhile.
+    fn announce_and_wait(&self) {
         let waiter = Waiter::for_current();
         // SAFETY: only the joiner (us: the JoinHandle is unique) writes here, and before
         // WAITING is set nobody else reads it.
@@ -168,5 +173,83 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .field("id", &self.id())
             .field("finished", &self.is_finished())
             .finish()
+    }
+}
+
+/// The completion flag on plain threads (no runtime), so that Miri can run them: the joiner's
+/// waiter has a thread target here.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{ROUNDS, Unsynced};
+    /// Completes `state` on another thread after writing `result`, in the order `order`
+    /// picks, and waits for it here; returns what the joiner read.
+    fn complete_and_wait(order: Order) -> u32 {
+        let state = JoinState::new();
+        let result = Unsynced::new(0);
+        thread::scope(|s| {
+            let completer = s.spawn(|| {
+                match order {
+                    // Until the joiner has announced itself.
+                    Order::WaiterFirst => {
+                        while state.state.load(Ordering::Acquire) & WAITING == 0 {
+                            thread::yield_now();
+                        }
+                    }
+                    Order::Racing => {}
+                }
+                // SAFETY: the joiner reads it only after `wait` saw COMPLETE.
+                unsafe { result.set(42) };
+                state.complete();
+            });
+            state.wait();
+            assert!(state.is_complete());
+            // SAFETY: written before COMPLETE, which `wait` acquired.
+            let read = unsafe { result.get() };
+            completer.join().unwrap();
+            // SAFETY: both sides are done. Whoever ended up with the waiter dropped it.
+            assert!(unsafe { (*state.waiter.get()).is_none() });
+            read
+        })
+    }
+
+    #[derive(Clone, Copy)]
+    enum Order {
+        WaiterFirst,
+        Racing,
+    }
+
+    #[test]
+    fn complete_before_wait_returns_at_once() {
+        let state = JoinState::new();
+        assert!(!state.is_complete());
+        state.complete();
+        assert!(state.is_complete());
+        state.wait();
+        // SAFETY: no other thread; nothing was stored (the joiner saw COMPLETE first).
+        assert!(unsafe { (*state.waiter.get()).is_none() });
+    }
+
+    #[test]
+    fn complete_after_the_waiter_announced_wakes_it() {
+        assert_eq!(complete_and_wait(Order::WaiterFirst), 42);
+    }
+
+    #[test]
+    fn complete_racing_wait_loses_no_wakeup() {
+        for _ in 0..ROUNDS {
+            assert_eq!(complete_and_wait(Order::Racing), 42);
+        }
+    }
+
+    #[test]
+    fn completion_just_before_the_announcement_is_seen() {
+        let state = JoinState::new();
+        state.complete();
+        // What `wait` does when the completion comes between its first look and its
+        // announcement: it must see COMPLETE and take its waiter back instead of blocking.
+        state.announce_and_wait();
+        // SAFETY: no other thread uses the state.
+        assert!(unsafe { (*state.waiter.get()).is_none() });
     }
 }

@@ -125,3 +125,137 @@ impl Parker {
         previous == PARKED_FOREVER
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{ROUNDS, Unsynced};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::thread;
+    use std::time::Duration;
+
+    fn never() {
+        panic!("on_sleep_forever ran, but the parker was not to sleep for good");
+    }
+
+    /// Spins until the owner shows `state` (it is about to sleep, or asleep).
+    fn until_state(parker: &Parker, state: u8) {
+        while parker.state.load(Ordering::SeqCst) != state {
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn unpark_before_park_returns_at_once() {
+        let parker = Parker::new();
+        assert!(!parker.unpark(), "nobody slept");
+        assert!(!parker.unpark(), "notifications do not count");
+        parker.park(None, never);
+        assert!(!parker.is_parked_forever());
+        // The two unparks were consumed by one park: the next one sleeps until its deadline.
+        let deadline = Instant::now() + Duration::from_millis(5);
+        parker.park(Some(deadline), never);
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[test]
+    fn park_with_a_deadline_times_out() {
+        let parker = Parker::new();
+        let deadline = Instant::now() + Duration::from_millis(10);
+        parker.park(Some(deadline), never);
+        assert!(Instant::now() >= deadline);
+        assert_eq!(parker.state.load(Ordering::SeqCst), EMPTY);
+        assert!(!parker.is_parked_forever());
+    }
+
+    #[test]
+    fn unpark_wakes_an_owner_parked_forever() {
+        for round in 0..ROUNDS {
+            let parker = Parker::new();
+            let handed_over = Unsynced::new(0);
+            let ready = AtomicBool::new(false);
+            let slept_forever = AtomicBool::new(false);
+            thread::scope(|s| {
+                let owner = s.spawn(|| {
+                    // Relaxed: `ready` only filters the spurious returns `park` allows; the
+                    // data read below is ordered by the parker (every return from a park
+                    // without deadline consumes a NOTIFIED with Acquire).
+                    while !ready.load(Ordering::Relaxed) {
+                        parker.park(None, || slept_forever.store(true, Ordering::Relaxed));
+                    }
+                    // SAFETY: written before the unpark whose notification `park` consumed.
+                    unsafe { handed_over.get() }
+                });
+                until_state(&parker, PARKED_FOREVER);
+                assert!(parker.is_parked_forever());
+                // SAFETY: the owner reads it only after the unpark below.
+                unsafe { handed_over.set(round + 1) };
+                ready.store(true, Ordering::Relaxed);
+                assert!(
+                    parker.unpark(),
+                    "the owner slept for good: the wake is counted"
+                );
+                assert!(!parker.is_parked_forever());
+                assert_eq!(owner.join().unwrap(), round + 1);
+            });
+            assert!(slept_forever.load(Ordering::Relaxed));
+        }
+    }
+
+    #[test]
+    fn unpark_of_a_timed_park_is_not_counted() {
+        let parker = Parker::new();
+        // Long enough that only the unpark can end the sleep.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        thread::scope(|s| {
+            let owner = s.spawn(|| {
+                parker.park(Some(deadline), never);
+                Instant::now() < deadline
+            });
+            until_state(&parker, PARKED);
+            assert!(!parker.is_parked_forever(), "a timed sleep is not for good");
+            assert!(!parker.unpark());
+            assert!(
+                owner.join().unwrap(),
+                "woken by the unpark, not the deadline"
+            );
+        });
+    }
+
+    #[test]
+    fn unpark_racing_park_is_never_lost() {
+        let parker = Parker::new();
+        let handed_over = Unsynced::new(0);
+        // Rounds the other thread has unparked for (Relaxed: the parker orders the data, as
+        // in unpark_wakes_an_owner_parked_forever), and rounds the owner has taken.
+        let sent = AtomicUsize::new(0);
+        let taken = AtomicUsize::new(0);
+        thread::scope(|s| {
+            s.spawn(|| {
+                for round in 1..=ROUNDS {
+                    // Acquire: the owner's read of the previous value is done (pairs with
+                    // its Release store).
+                    while taken.load(Ordering::Acquire) != round - 1 {
+                        thread::yield_now();
+                    }
+                    // SAFETY: the owner reads it only after the unpark below.
+                    unsafe { handed_over.set(round) };
+                    sent.store(round, Ordering::Relaxed);
+                    let _ = parker.unpark();
+                }
+            });
+            // The owner parks whenever it has nothing new: a lost unpark would leave both
+            // threads waiting for each other (Miri reports that as a deadlock).
+            let mut seen = 0;
+            while seen < ROUNDS {
+                parker.park(None, || {});
+                if sent.load(Ordering::Relaxed) > seen {
+                    seen += 1;
+                    // SAFETY: written before the unpark this park consumed.
+                    assert_eq!(unsafe { handed_over.get() }, seen);
+                    taken.store(seen, Ordering::Release);
+                }
+            }
+        });
+    }
+}

@@ -139,3 +139,71 @@ impl<T> Drop for Guard<'_, T> {
         unsafe { self.locked.raw.unlock() };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::ROUNDS;
+    use std::thread;
+
+    #[test]
+    fn guard_gives_one_thread_at_a_time() {
+        const THREADS: usize = 3;
+        // Plain, non-atomic data: only the lock orders the increments.
+        let locked = Locked::new(0usize);
+        thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    for _ in 0..ROUNDS {
+                        let mut guard = locked.lock();
+                        let seen = *guard;
+                        thread::yield_now();
+                        *guard = seen + 1;
+                    }
+                });
+            }
+        });
+        assert_eq!(*locked.lock(), THREADS * ROUNDS);
+    }
+
+    #[test]
+    fn raw_lock_and_data_mut_exclude_guards() {
+        let locked = Locked::new(Vec::new());
+        thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..ROUNDS {
+                    locked.raw().lock();
+                    // SAFETY: we hold the lock; the reference ends before the unlock.
+                    unsafe { locked.data_mut() }.push(i);
+                    // SAFETY: locked above, on this thread.
+                    unsafe { locked.raw().unlock() };
+                }
+            });
+            for i in 0..ROUNDS {
+                locked.lock().push(ROUNDS + i);
+            }
+        });
+        let mut all = std::mem::take(&mut *locked.lock());
+        all.sort_unstable();
+        assert_eq!(all, (0..2 * ROUNDS).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn into_lock_keeps_the_lock_until_a_raw_unlock() {
+        let locked = Locked::new(1);
+        let raw = locked.lock().into_lock();
+        assert!(
+            locked.raw.raw.try_lock().is_none(),
+            "still held after the guard is gone"
+        );
+        // SAFETY: held since `lock` above, on this thread; no data reference is alive.
+        unsafe { raw.unlock() };
+        assert!(
+            locked.raw.raw.try_lock().is_some(),
+            "free after the raw unlock"
+        );
+        // SAFETY: just locked by try_lock, on this thread.
+        unsafe { locked.raw().unlock() };
+        assert_eq!(*locked.lock(), 1);
+    }
+}

@@ -223,3 +223,173 @@ impl WaiterQueue {
         }
     }
 }
+
+/// On plain threads only (no runtime), so that Miri can run them: `for_current` gives a
+/// thread target here.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{ROUNDS, Unsynced};
+    use std::sync::{Barrier, mpsc};
+    use std::time::Duration;
+
+    #[test]
+    fn notify_and_time_out_race_ends_the_wait_once() {
+        let (mut notified, mut timed_out) = (0, 0);
+        for _ in 0..ROUNDS {
+            let waiter = Waiter::for_current();
+            let start = Barrier::new(2);
+            let (by_notify, by_time_out) = thread::scope(|s| {
+                let notifier = s.spawn(|| {
+                    start.wait();
+                    waiter.notify(5)
+                });
+                start.wait();
+                let by_time_out = waiter.time_out();
+                (notifier.join().unwrap(), by_time_out)
+            });
+            assert!(
+                by_notify != by_time_out,
+                "exactly one of them ends the wait"
+            );
+            assert!(!waiter.is_waiting());
+            if by_notify {
+                assert_eq!(waiter.token(), Some(5));
+                notified += 1;
+            } else {
+                assert_eq!(waiter.token(), None);
+                timed_out += 1;
+            }
+            // A later attempt of either kind finds the wait ended.
+            assert!(!waiter.notify(6) && !waiter.time_out());
+        }
+        assert_eq!(notified + timed_out, ROUNDS);
+    }
+
+    #[test]
+    fn wait_until_a_deadline_times_out() {
+        let waiter = Waiter::for_current();
+        let deadline = Instant::now() + Duration::from_millis(10);
+        assert_eq!(waiter.wait_until(Some(deadline)), None);
+        assert!(Instant::now() >= deadline);
+        assert!(!waiter.is_waiting());
+        assert!(
+            !waiter.notify(1),
+            "a notification after the time-out is refused"
+        );
+    }
+
+    #[test]
+    fn wait_until_a_past_deadline_still_sees_a_notification() {
+        let waiter = Waiter::for_current();
+        assert!(waiter.notify(3));
+        assert_eq!(waiter.wait_until(Some(Instant::now())), Some(3));
+    }
+
+    #[test]
+    fn notify_wakes_a_thread_blocked_in_wait() {
+        for round in 0..ROUNDS {
+            let data = Unsynced::new(0);
+            let (tx, rx) = mpsc::channel();
+            thread::scope(|s| {
+                let blocked = s.spawn(|| {
+                    let waiter = Waiter::for_current();
+                    tx.send(waiter.clone()).unwrap();
+                    // Odd rounds: the notification comes before the wait.
+                    if round % 2 == 1 {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    let token = waiter.wait();
+                    // SAFETY: written before the notification, which `wait` acquired.
+                    (token, unsafe { data.get() })
+                });
+                let waiter = rx.recv().unwrap();
+                // Even rounds: the other thread blocks first.
+                if round % 2 == 0 {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                // SAFETY: the waiting thread reads it only after the notification below.
+                unsafe { data.set(round + 1) };
+                assert!(waiter.notify(2));
+                assert_eq!(blocked.join().unwrap(), (2, round + 1));
+            });
+        }
+    }
+
+    #[test]
+    fn notify_first_skips_waits_that_ended() {
+        let waiters: Vec<_> = (0..3).map(|_| Waiter::for_current()).collect();
+        let mut queue = WaiterQueue::new();
+        for (token, waiter) in waiters.iter().enumerate() {
+            queue.push(waiter, token + 10);
+        }
+        assert!(waiters[0].time_out());
+        assert!(queue.notify_first(), "skips the timed-out waiter");
+        assert_eq!(waiters[0].token(), None);
+        assert_eq!(waiters[1].token(), Some(11));
+        assert!(waiters[2].is_waiting());
+        queue.withdraw(&waiters[2]);
+        assert!(queue.is_empty());
+        assert!(!queue.notify_first(), "nobody is left");
+        assert!(
+            waiters[2].is_waiting(),
+            "a withdrawn waiter is not notified"
+        );
+    }
+
+    #[test]
+    fn withdraw_removes_only_that_waiter() {
+        let (a, b) = (Waiter::for_current(), Waiter::for_current());
+        let mut queue = WaiterQueue::new();
+        queue.push(&a, 0);
+        queue.push(&b, 1);
+        queue.withdraw(&a);
+        queue.withdraw(&a); // no longer queued: nothing happens
+        assert!(queue.notify_first());
+        assert_eq!((a.token(), b.token()), (None, Some(1)));
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn take_all_then_notify_all_ends_every_wait() {
+        let waiters: Vec<_> = (0..3).map(|_| Waiter::for_current()).collect();
+        let mut queue = WaiterQueue::new();
+        for (token, waiter) in waiters.iter().enumerate() {
+            queue.push(waiter, token);
+        }
+        assert!(waiters[1].time_out());
+        let taken = queue.take_all();
+        assert!(queue.is_empty() && !taken.is_empty());
+        taken.notify_all();
+        let tokens: Vec<_> = waiters.iter().map(|w| w.token()).collect();
+        assert_eq!(tokens, [Some(0), None, Some(2)]);
+    }
+
+    #[test]
+    fn queued_threads_are_each_woken_once() {
+        const THREADS: usize = 3;
+        let queue = parking_lot::Mutex::new(WaiterQueue::new());
+        let woken = std::sync::atomic::AtomicUsize::new(0);
+        thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    let waiter = Waiter::for_current();
+                    queue.lock().push(&waiter, 0);
+                    waiter.wait();
+                    woken.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            // Notify as the waiters arrive: each notification must reach a distinct one.
+            let mut notified = 0;
+            while notified < THREADS {
+                if queue.lock().notify_first() {
+                    notified += 1;
+                } else {
+                    thread::yield_now();
+                }
+            }
+            assert!(queue.lock().is_empty());
+        });
+        assert_eq!(woken.load(Ordering::Relaxed), THREADS);
+    }
+}
