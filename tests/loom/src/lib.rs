@@ -57,6 +57,6 @@ pub(crate) fn check(f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-/// Each mutation that docs/design.md (section 18) says a model catches is caught within this
+/// Each mutation that docs/design.md (section 20) says a model catches is caught within this
 /// bound, and at this bound the whole set runs in seconds.
 pub(crate) const PREEMPTION_BOUND: usize = 3;
