@@ -126,7 +126,9 @@ impl Parker {
     }
 }
 
-#[cfg(test)]
+// Not under `cfg(loom)`: the model checker's package compiles this file without the crate's
+// test helpers.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::testing::{ROUNDS, Unsynced};
