@@ -135,8 +135,10 @@ pub(crate) struct StackArena {
 struct ArenaInner {
     /// Every region mapped, as (address, length).
     regions: Vec<(usize, usize)>,
-    /// Stacks not carved yet from the regions: (next address, count left) per region.
-    unused: Vec<(usize, usize)>,
+    /// Stacks not carved yet from the regions, per region: the next address, the count left,
+    /// and whether their guard pages are installed already (with `mprotect` they are, at
+    /// mapping time; `MADV_GUARD_INSTALL` guards are installed as each stack is carved).
+    unused: Vec<Unused>,
     /// Stacks handed back by workers whose pools were full, with their memory resident.
     warm: Vec<GuardedStack>,
     /// The same, beyond `WARM_STACKS`, with their memory released.
@@ -146,6 +148,14 @@ struct ArenaInner {
     /// Stack slots promised to goroutines admitted and not finished (and to the workers'
     /// batches of such promises); never above `capacity`.
     reserved: usize,
+}
+
+/// The part of a region not carved into stacks yet.
+#[derive(Clone, Copy)]
+struct Unused {
+    next: usize,
+    left: usize,
+    guarded: bool,
 }
 
 impl StackArena {
@@ -204,9 +214,24 @@ impl StackArena {
         if inner.unused.is_empty() {
             self.map_region(&mut inner)?;
         }
-        let (start, left) = inner.unused.pop().expect("a region with stacks left");
-        if left > 1 {
-            inner.unused.push((start + self.slot(), left - 1));
+        let unused = inner.unused.pop().expect("a region with stacks left");
+        let start = unused.next;
+        if unused.left > 1 {
+            inner.unused.push(Unused {
+                next: start + self.slot(),
+                left: unused.left - 1,
+                ..unused
+            });
+        }
+        if !unused.guarded {
+            // SAFETY: the page is the lowest of a slot of a region of ours that no stack was
+            // carved from yet, so nothing uses it.
+            if let Err(err) = unsafe { install_guard(start, self.page) } {
+                // Guard markers cost only page-table memory; with none left the process could
+                // not run a goroutine anyway. Never hand out a stack without its guard.
+                eprintln!("scheduler: cannot install a goroutine stack's guard page: {err}");
+                std::process::abort();
+            }
         }
         Ok(GuardedStack {
             limit: start + self.page,
@@ -235,12 +260,26 @@ impl StackArena {
         let addr = addr as usize;
         // Recorded first, so that it is unmapped even if a guard fails below.
         inner.regions.push((addr, len));
-        for i in 0..CHUNK_STACKS {
-            // SAFETY: the page is the lowest of slot i, inside the region just mapped, which
-            // nothing uses yet.
-            unsafe { install_guard(addr + i * self.slot(), self.page)? };
+        // The first guard also finds out how guards are made on this kernel.
+        // SAFETY: the page is the lowest of slot 0, inside the region just mapped, which
+        // nothing uses yet.
+        unsafe { install_guard(addr, self.page)? };
+        // `mprotect` guards split the mapping, and may fail at the mapping limit: make them all
+        // now, so that a reserved stack can always be carved. `MADV_GUARD_INSTALL` guards cost
+        // no mapping and wait until each stack is carved: a burst of spawns reserves regions
+        // for goroutines that mostly never hold a stack at the same time.
+        let guarded = guards_split_mappings();
+        if guarded {
+            for i in 1..CHUNK_STACKS {
+                // SAFETY: as above, for slot i.
+                unsafe { install_guard(addr + i * self.slot(), self.page)? };
+            }
         }
-        inner.unused.push((addr, CHUNK_STACKS));
+        inner.unused.push(Unused {
+            next: addr,
+            left: CHUNK_STACKS,
+            guarded,
+        });
         inner.capacity += CHUNK_STACKS;
         Ok(())
     }
