@@ -30,6 +30,7 @@ pub const PROCS_ENV: &str = "SCHEDULER_PROCS";
 pub struct Builder {
     procs: Option<usize>,
     stack_size: usize,
+    max_goroutines: Option<usize>,
 }
 
 impl Default for Builder {
@@ -45,6 +46,7 @@ impl Builder {
         Builder {
             procs: None,
             stack_size: DEFAULT_STACK_SIZE,
+            max_goroutines: None,
         }
     }
 
@@ -67,6 +69,39 @@ impl Builder {
         self
     }
 
+    /// The most goroutines the runtime holds at once (spawned and not finished, the main
+    /// goroutine of `block_on` included): admission control, which Go does not have. At the
+    /// limit, [`try_spawn`](crate::try_spawn) fails fast with
+    /// [`SpawnError::AtCapacity`](crate::SpawnError::AtCapacity), so a server can reject a
+    /// request as early as possible, and [`spawn`](crate::spawn) waits for room: it parks the
+    /// spawning goroutine (or blocks the spawning thread) until a goroutine finishes, which is
+    /// back pressure on whoever spawns. `build` rejects 0. Default: no limit.
+    ///
+    /// A program whose goroutines all wait in `spawn` for each other to finish deadlocks;
+    /// `block_on` reports it as one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use scheduler::SpawnError;
+    ///
+    /// let rt = scheduler::Runtime::builder().procs(1).max_goroutines(2).build().unwrap();
+    /// rt.block_on(|| {
+    ///     // The main goroutine is one of the two.
+    ///     let (tx, rx) = scheduler::chan::bounded::<()>(0);
+    ///     let held = scheduler::try_spawn(move || rx.recv()).expect("room for one more");
+    ///     assert!(matches!(scheduler::try_spawn(|| ()), Err(SpawnError::AtCapacity)));
+    ///     tx.send(()).unwrap();
+    ///     held.join().unwrap().unwrap();
+    ///     // `spawn` would have waited until the one above finished.
+    ///     scheduler::spawn(|| ()).join().unwrap();
+    /// });
+    /// ```
+    pub fn max_goroutines(mut self, n: usize) -> Builder {
+        self.max_goroutines = Some(n);
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -86,7 +121,10 @@ impl Builder {
         if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&self.stack_size) {
             return Err(BuildError::StackSize(self.stack_size));
         }
-        Runtime::start(procs, self.stack_size).map_err(BuildError::Thread)
+        if self.max_goroutines == Some(0) {
+            return Err(BuildError::ZeroMaxGoroutines);
+        }
+        Runtime::start(procs, self.stack_size, self.max_goroutines).map_err(BuildError::Thread)
     }
 }
 
@@ -117,6 +155,8 @@ pub enum BuildError {
     ProcsEnv(String),
     /// A stack size outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
     StackSize(usize),
+    /// `max_goroutines(0)`: a runtime must hold at least its main goroutine.
+    ZeroMaxGoroutines,
     /// A worker thread could not be started, or its signal stack (for reporting stack
     /// overflows) could not be mapped.
     Thread(io::Error),
@@ -137,6 +177,10 @@ impl fmt::Display for BuildError {
                 f,
                 "scheduler: stack size must be between {MIN_STACK_SIZE} and {MAX_STACK_SIZE} \
                  bytes, got {n}"
+            ),
+            BuildError::ZeroMaxGoroutines => write!(
+                f,
+                "scheduler: max_goroutines must be at least 1 (the main goroutine counts), got 0"
             ),
             BuildError::Thread(err) => {
                 write!(f, "scheduler: cannot start a worker thread: {err}")

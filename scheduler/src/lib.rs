@@ -99,6 +99,11 @@ pub use time::sleep;
 /// goroutine is refused, with the [`SpawnError`]'s message: the runtime is shutting down, or
 /// no stack could be reserved for it (the message names the limit). Use [`try_spawn`] to get
 /// the error instead.
+///
+/// # Back pressure
+///
+/// On a runtime built with [`Builder::max_goroutines`] that holds that many goroutines,
+/// `spawn` parks the caller until one finishes (where [`try_spawn`] fails at once).
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -107,10 +112,12 @@ where
     runtime::current_shared("spawn").spawn(f)
 }
 
-/// Like [`spawn`], but reports a refused goroutine as an error instead of panicking: the
-/// runtime is shutting down ([`SpawnError::ShuttingDown`]), or no stack could be reserved
-/// for it ([`SpawnError::Stacks`]: memory, the address-space limit, or on older kernels the
-/// mapping limit). A program that sheds load early checks it.
+/// Like [`spawn`], but reports a refused goroutine as an error instead of panicking or
+/// waiting: the runtime is shutting down ([`SpawnError::ShuttingDown`]), it holds
+/// [`Builder::max_goroutines`] goroutines already ([`SpawnError::AtCapacity`]: fails fast,
+/// where `spawn` would wait), or no stack could be reserved for it ([`SpawnError::Stacks`]:
+/// memory, the address-space limit, or on older kernels the mapping limit). A program that
+/// sheds load early checks it.
 ///
 /// Every admitted goroutine has its stack reserved (address space only: memory is used as the
 /// stack is touched), so a goroutine that was admitted always starts.
@@ -134,7 +141,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    runtime::current_shared("try_spawn").try_spawn(f)
+    runtime::current_shared("try_spawn").try_spawn(f, false)
 }
 
 /// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines

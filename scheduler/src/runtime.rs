@@ -64,10 +64,14 @@ impl Runtime {
         Builder::new()
     }
 
-    pub(crate) fn start(procs: usize, stack_size: usize) -> io::Result<Runtime> {
+    pub(crate) fn start(
+        procs: usize,
+        stack_size: usize,
+        max_goroutines: Option<usize>,
+    ) -> io::Result<Runtime> {
         let locals: Vec<Worker<TaskRef>> = (0..procs).map(|_| Worker::new_lifo()).collect();
         let stealers = locals.iter().map(Worker::stealer).collect();
-        let shared = Arc::new(Shared::new(procs, stack_size, stealers));
+        let shared = Arc::new(Shared::new(procs, stack_size, stealers, max_goroutines));
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(procs),
@@ -164,6 +168,9 @@ impl Runtime {
     /// From outside, it goes on the global queue, and a parked worker is woken for it unless
     /// another worker is already looking for work.
     ///
+    /// At the [`Builder::max_goroutines`] limit it waits for room, blocking the calling thread
+    /// (or parking the calling goroutine).
+    ///
     /// # Panics
     ///
     /// When the goroutine is refused, as [`try_spawn`](Self::try_spawn) describes.
@@ -175,19 +182,20 @@ impl Runtime {
         self.shared.spawn(f)
     }
 
-    /// Spawns a goroutine from anywhere, or says why it was refused: the runtime is shutting
-    /// down (a [`shutdown_timeout`](Self::shutdown_timeout) or a drop began), or no stack
-    /// could be reserved for it (see [`crate::try_spawn`]).
+    /// Spawns a goroutine from anywhere, or says at once why it was refused: the runtime is
+    /// shutting down (a [`shutdown_timeout`](Self::shutdown_timeout) began), it is at its
+    /// [`Builder::max_goroutines`] limit, or no stack could be reserved for it (see
+    /// [`crate::try_spawn`]).
     ///
     /// # Errors
     ///
-    /// [`SpawnError::ShuttingDown`] or [`SpawnError::Stacks`].
+    /// [`SpawnError::ShuttingDown`], [`SpawnError::AtCapacity`] or [`SpawnError::Stacks`].
     pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.try_spawn(f)
+        self.shared.try_spawn(f, false)
     }
 
     /// The number of worker threads.

@@ -22,9 +22,13 @@ use crate::goroutine::stack::guards_split_mappings;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SpawnError {
-    /// The runtime is shutting down (`shutdown_timeout` was called, or it is being dropped):
-    /// the goroutines it has run on, but it takes no new ones.
+    /// The runtime is shutting down (`shutdown_timeout` was called): the goroutines it has
+    /// run on, but it takes no new ones.
     ShuttingDown,
+    /// The runtime holds as many goroutines as
+    /// [`Builder::max_goroutines`](crate::Builder::max_goroutines) allows. `spawn` waits for
+    /// room instead.
+    AtCapacity,
     /// No stack could be reserved for the goroutine: mapping more stack memory failed.
     Stacks {
         /// What the kernel said.
@@ -55,6 +59,11 @@ impl fmt::Display for SpawnError {
                     "scheduler: the runtime is shutting down: no new goroutines"
                 )
             }
+            SpawnError::AtCapacity => write!(
+                f,
+                "scheduler: the runtime holds max_goroutines goroutines already: no room for \
+                 another"
+            ),
             SpawnError::Stacks {
                 source,
                 live,
@@ -80,7 +89,7 @@ impl fmt::Display for SpawnError {
 impl Error for SpawnError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            SpawnError::ShuttingDown => None,
+            SpawnError::ShuttingDown | SpawnError::AtCapacity => None,
             SpawnError::Stacks { source, .. } => Some(source),
         }
     }

@@ -16,6 +16,7 @@ use crate::goroutine::join::JoinHandle;
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
 use crate::spawn_error::SpawnError;
+use crate::sync::Semaphore;
 
 /// Runtime phases, in the order they happen.
 pub(crate) mod phase {
@@ -98,10 +99,18 @@ pub(crate) struct Shared {
     pub(crate) deadlock: Deadlock,
     /// Set while a goroutine waits for a stack that sits in some worker's cache.
     stack_flush: AtomicBool,
+    /// With `Builder::max_goroutines`: one permit per goroutine that may still be admitted.
+    /// Taken by a spawn, given back when the goroutine finishes (`count_finished`).
+    admission: Option<Semaphore>,
 }
 
 impl Shared {
-    pub(crate) fn new(procs: usize, stack_size: usize, stealers: Vec<Stealer<TaskRef>>) -> Shared {
+    pub(crate) fn new(
+        procs: usize,
+        stack_size: usize,
+        stealers: Vec<Stealer<TaskRef>>,
+        max_goroutines: Option<usize>,
+    ) -> Shared {
         let remotes = stealers
             .into_iter()
             .map(|stealer| Remote {
@@ -126,20 +135,26 @@ impl Shared {
             all_done_cv: Condvar::new(),
             deadlock: Deadlock::default(),
             stack_flush: AtomicBool::new(false),
+            admission: max_goroutines.map(Semaphore::new),
         }
     }
 
     /// Spawns a goroutine: onto the current worker's deque when called from one of this
     /// runtime's goroutines, else onto the global queue. Refused once a shutdown began, or
     /// when no stack can be reserved for it.
-    pub(crate) fn try_spawn<F, T>(self: &Arc<Shared>, f: F) -> Result<JoinHandle<T>, SpawnError>
+    ///
+    /// At the `max_goroutines` limit it fails with `AtCapacity`, or, with `wait`, waits for a
+    /// goroutine to finish (parking the calling goroutine, or blocking the calling thread).
+    pub(crate) fn try_spawn<F, T>(
+        self: &Arc<Shared>,
+        f: F,
+        wait: bool,
+    ) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if self.phase() != phase::RUNNING {
-            return Err(SpawnError::ShuttingDown);
-        }
+        self.admit(wait)?;
         let worker = context::current_worker().filter(|w| w.belongs_to(self));
         // Every goroutine gets a stack slot reserved before it is admitted, so that it can
         // always start (`StackArena::reserve`); the reservation goes back when it finishes.
@@ -148,6 +163,7 @@ impl Shared {
             None => self.stacks.reserve(1),
         };
         if let Err(source) = reserved {
+            self.goroutine_finished();
             return Err(SpawnError::stacks(
                 source,
                 self.live(),
@@ -179,7 +195,39 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.try_spawn(f).unwrap_or_else(|err| panic!("{err}"))
+        self.try_spawn(f, true)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Admits one more goroutine, or says why not (see `try_spawn`).
+    fn admit(&self, wait: bool) -> Result<(), SpawnError> {
+        if self.phase() != phase::RUNNING {
+            return Err(SpawnError::ShuttingDown);
+        }
+        let Some(admission) = &self.admission else {
+            return Ok(());
+        };
+        let permit = match admission.try_acquire() {
+            Some(permit) => permit,
+            None if wait => admission.acquire(),
+            None => return Err(SpawnError::AtCapacity),
+        };
+        // Given back in `goroutine_finished`, when this goroutine ends.
+        permit.forget();
+        if self.phase() != phase::RUNNING {
+            // A shutdown began while we waited for room.
+            self.goroutine_finished();
+            return Err(SpawnError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// A goroutine admitted by `admit` ended (or was not spawned after all): room for another.
+    #[inline]
+    pub(crate) fn goroutine_finished(&self) {
+        if let Some(admission) = &self.admission {
+            admission.add_permits(1);
+        }
     }
 
     /// Asks every worker to hand its cached stacks back to the arena: a goroutine could not

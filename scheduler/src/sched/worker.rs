@@ -155,6 +155,7 @@ impl WorkerLocal {
     /// Counts a goroutine that finished on this worker, and takes back its stack reservation.
     pub(crate) fn count_finished(&self) {
         self.shared.remotes[self.index].counts.finished_one();
+        self.shared.goroutine_finished();
         let mut budget = self.stack_budget.get() + 1;
         if budget > 2 * STACK_BLOCK {
             self.shared.stacks.release(STACK_BLOCK);
