@@ -38,7 +38,7 @@ use std::io;
 use std::ptr;
 use std::sync::{Once, OnceLock};
 
-use super::stack::page_size;
+use super::stack::{map_stack_memory, page_size};
 
 /// How far below a goroutine's guard page a fault still counts as its overflow: room for the
 /// frames of code built without stack probes, which can jump over the guard page (module doc).
@@ -318,21 +318,7 @@ impl AltStack {
         // provide.
         let kernel_min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
         let len = page + (ALT_STACK_ROOM + kernel_min.max(libc::SIGSTKSZ)).next_multiple_of(page);
-        // SAFETY: an anonymous private mapping at an address the kernel chooses aliases no
-        // existing memory.
-        let addr = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let addr = map_stack_memory(len)? as *mut libc::c_void;
         let stack = AltStack {
             addr: addr as usize,
             len,

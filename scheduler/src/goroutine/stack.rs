@@ -89,6 +89,27 @@ unsafe fn install_guard(addr: usize, page: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Maps `len` bytes of fresh read-write memory for stacks and returns its address: private,
+/// anonymous, and `MAP_NORESERVE`, so untouched pages do not count against the commit limit.
+pub(crate) fn map_stack_memory(len: usize) -> io::Result<usize> {
+    // SAFETY: an anonymous private mapping at an address the kernel chooses aliases no
+    // existing memory.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(addr as usize)
+}
+
 /// Whether guard pages split mappings on this kernel (the mprotect fallback), so that the
 /// mapping limit (`vm.max_map_count`) bounds how many stacks can exist.
 pub(crate) fn guards_split_mappings() -> bool {
@@ -242,22 +263,7 @@ impl StackArena {
     /// Maps a region for `CHUNK_STACKS` stacks, guards each, and adds them to the unused ones.
     fn map_region(&self, inner: &mut ArenaInner) -> io::Result<()> {
         let len = self.slot() * CHUNK_STACKS;
-        // SAFETY: an anonymous private mapping at an address the kernel chooses aliases no
-        // existing memory. MAP_NORESERVE: untouched stack pages do not count against commit.
-        let addr = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let addr = addr as usize;
+        let addr = map_stack_memory(len)?;
         // Recorded first, so that it is unmapped even if a guard fails below.
         inner.regions.push((addr, len));
         // The first guard also finds out how guards are made on this kernel.
