@@ -7,7 +7,9 @@ use std::io;
 use crate::goroutine::stack::guards_split_mappings;
 
 /// Why [`try_spawn`](crate::try_spawn) or [`Runtime::try_spawn`](crate::Runtime::try_spawn)
-/// refused a goroutine. [`spawn`](crate::spawn) panics with the same message.
+/// refused a goroutine, or [`try_spawn_blocking`](crate::try_spawn_blocking) a blocking job.
+/// [`spawn`](crate::spawn) and [`spawn_blocking`](crate::spawn_blocking) panic with the same
+/// message.
 ///
 /// # Examples
 ///
@@ -23,7 +25,7 @@ use crate::goroutine::stack::guards_split_mappings;
 #[non_exhaustive]
 pub enum SpawnError {
     /// The runtime is shutting down (`shutdown_timeout` was called, or it is being dropped):
-    /// the goroutines it has run on, but it takes no new ones.
+    /// the goroutines and blocking jobs it has run on, but it takes no new ones.
     ShuttingDown,
     /// No stack could be reserved for the goroutine: mapping more stack memory failed.
     Stacks {
@@ -34,6 +36,9 @@ pub enum SpawnError {
         /// The usable size of each stack, in bytes.
         stack_size: usize,
     },
+    /// [`spawn_blocking`](crate::spawn_blocking) found no thread in the blocking pool and
+    /// could not start one.
+    BlockingThread(io::Error),
 }
 
 impl SpawnError {
@@ -52,7 +57,7 @@ impl fmt::Display for SpawnError {
             SpawnError::ShuttingDown => {
                 write!(
                     f,
-                    "scheduler: the runtime is shutting down: no new goroutines"
+                    "scheduler: the runtime is shutting down: no new goroutines or blocking jobs"
                 )
             }
             SpawnError::Stacks {
@@ -73,6 +78,12 @@ impl fmt::Display for SpawnError {
                      Builder::stack_size or the number of goroutines"
                 )
             }
+            SpawnError::BlockingThread(err) => {
+                write!(
+                    f,
+                    "scheduler: cannot start a thread for blocking work: {err}"
+                )
+            }
         }
     }
 }
@@ -82,6 +93,7 @@ impl Error for SpawnError {
         match self {
             SpawnError::ShuttingDown => None,
             SpawnError::Stacks { source, .. } => Some(source),
+            SpawnError::BlockingThread(err) => Some(err),
         }
     }
 }

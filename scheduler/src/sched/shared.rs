@@ -12,6 +12,7 @@ use super::context;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
 use super::parker::Parker;
+use crate::blocking::{self, Pool};
 use crate::goroutine::join::JoinHandle;
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
@@ -98,10 +99,17 @@ pub(crate) struct Shared {
     pub(crate) deadlock: Deadlock,
     /// Set while a goroutine waits for a stack that sits in some worker's cache.
     stack_flush: AtomicBool,
+    /// The threads that run `spawn_blocking` jobs.
+    pub(crate) blocking: Pool,
 }
 
 impl Shared {
-    pub(crate) fn new(procs: usize, stack_size: usize, stealers: Vec<Stealer<TaskRef>>) -> Shared {
+    pub(crate) fn new(
+        procs: usize,
+        stack_size: usize,
+        stealers: Vec<Stealer<TaskRef>>,
+        blocking: blocking::Config,
+    ) -> Shared {
         let remotes = stealers
             .into_iter()
             .map(|stealer| Remote {
@@ -126,6 +134,7 @@ impl Shared {
             all_done_cv: Condvar::new(),
             deadlock: Deadlock::default(),
             stack_flush: AtomicBool::new(false),
+            blocking: Pool::new(blocking),
         }
     }
 
@@ -274,6 +283,7 @@ impl Shared {
         // goroutine's finish, which `live` saw.
         if self.detached.load(Ordering::Acquire) {
             self.set_phase(phase::STOPPING);
+            self.blocking.close();
         }
     }
 
