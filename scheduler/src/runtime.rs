@@ -108,8 +108,9 @@ impl Runtime {
     /// primitives, no timer is pending, and no thread exists that could wake one. The exact
     /// rule: called from a plain thread (not from a goroutine), `block_on` reports a deadlock
     /// when every worker sleeps with nothing queued and no timer pending, the process-wide
-    /// timer thread (if any) has no live timer, and the process has no thread besides the
-    /// runtime's workers, the calling thread and that timer thread. Any other thread, which
+    /// timer thread (if any) has no live timer, no [`spawn_blocking`](Self::spawn_blocking)
+    /// job runs or waits, and the process has no thread besides the runtime's workers, its
+    /// idle blocking threads, the calling thread and that timer thread. Any other thread, which
     /// might hold a channel or a `WaitGroup`, turns detection off, so a goroutine waiting for
     /// a plain thread that will send is never reported. Before the panic, the runtime is shut
     /// down as by [`shutdown_timeout`](Self::shutdown_timeout) at its deadline: every

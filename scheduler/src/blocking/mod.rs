@@ -32,6 +32,17 @@
 //!   (detached), whose pool [`close`](Pool::close)s when its last goroutine finishes and whose
 //!   threads exit on their own, like its workers.
 //!
+//! # Deadlock detection
+//!
+//! `block_on` counts the threads of the process (`sched/deadlock.rs`). An idle pool thread can
+//! only run a job that someone submits, and only a goroutine or another thread can submit, so
+//! while no job runs or waits, the pool's threads are counted as expected ones
+//! ([`Pool::quiet`]). Two rules keep that check from missing a deadlock: a thread that
+//! finishes the last running job, and a thread that retires (after joining older retirees),
+//! tell the watchers to look again if every worker sleeps (`poke`); and the check joins the
+//! retired threads before it counts, so a thread that has left the pool has also left the
+//! process.
+//!
 //! Invariants (under the lock): `idle + wakes <= threads.len()`; a job is queued only while
 //! at least one thread exists that will take it; no thread retires while the queue holds a
 //! job or once `closed` is set.

@@ -10,6 +10,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::job::JobRef;
 use crate::sched::Shared;
+use crate::sched::deadlock;
 use crate::spawn_error::SpawnError;
 
 /// The most blocking threads a runtime starts unless [`Builder::max_blocking_threads`] says
@@ -53,6 +54,14 @@ pub(crate) struct PoolStats {
     pub(crate) queued: usize,
 }
 
+/// What [`Pool::quiet`] saw: how many threads, and a version that changes whenever a job is
+/// submitted or a thread retires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quiet {
+    pub(crate) threads: usize,
+    epoch: u64,
+}
+
 /// The runtime's blocking pool. Lives in [`Shared`]; its threads hold an `Arc<Shared>`.
 pub(crate) struct Pool {
     config: Config,
@@ -79,6 +88,8 @@ struct State {
     wakes: usize,
     /// Jobs running now.
     running: usize,
+    /// Incremented on every submit and every retirement (see [`Quiet`]).
+    epoch: u64,
     /// Set by the shutdown (or a detached runtime's end): no submit is accepted, idle threads
     /// exit once the queue is empty.
     closed: bool,
@@ -95,6 +106,7 @@ impl Pool {
                 idle: 0,
                 wakes: 0,
                 running: 0,
+                epoch: 0,
                 closed: false,
             }),
             work: Condvar::new(),
@@ -131,7 +143,26 @@ impl Pool {
             return Err(SpawnError::BlockingThread(err));
         }
         state.queue.push_back(job);
+        state.epoch += 1;
         Ok(())
+    }
+
+    /// For the deadlock check: `None` while a job runs or waits; otherwise the number of pool
+    /// threads in the process, after joining the retired ones (so that none of them is still
+    /// on its way out).
+    pub(crate) fn quiet(&self) -> Option<Quiet> {
+        let mut state = self.state.lock();
+        if state.running > 0 || !state.queue.is_empty() {
+            return None;
+        }
+        let retired = std::mem::take(&mut state.retired);
+        let quiet = Quiet {
+            threads: state.threads.len(),
+            epoch: state.epoch,
+        };
+        drop(state);
+        join_all(retired);
+        Some(quiet)
     }
 
     /// Waits until no job runs or waits, or until `deadline`; then closes the pool, drops the
@@ -227,6 +258,7 @@ fn run_thread(shared: Arc<Shared>) {
             state.running -= 1;
             if state.running == 0 && state.queue.is_empty() {
                 pool.drained.notify_all();
+                MutexGuard::unlocked(&mut state, || poke(&shared));
             }
             continue;
         }
@@ -250,8 +282,10 @@ fn run_thread(shared: Arc<Shared>) {
         .expect("scheduler: internal error: a blocking thread lost its handle");
     let handle = state.threads.swap_remove(position);
     let older = std::mem::replace(&mut state.retired, vec![handle]);
+    state.epoch += 1;
     drop(state);
     join_all(older);
+    poke(&shared);
 }
 
 /// Waits on `work` as an idle thread until claimed, closed or the keep-alive passes.
@@ -280,6 +314,14 @@ fn wait_idle(pool: &Pool, state: &mut MutexGuard<'_, State>) -> Woken {
             state.idle -= 1;
             return Woken::TimedOut;
         }
+    }
+}
+
+/// The pool went quiet or shrank: if every worker sleeps for good, ask the `block_on` callers
+/// watching this runtime to check for a deadlock again (see the module doc).
+fn poke(shared: &Shared) {
+    if deadlock::all_asleep(shared) {
+        shared.deadlock.stalled();
     }
 }
 
@@ -391,8 +433,41 @@ mod tests {
         let sum: i32 = jobs.into_iter().map(|j| j.join().unwrap()).sum();
         assert_eq!(sum, 3);
         until(&shared, "every thread retired", |s| s.threads.is_empty());
+        let quiet = shared.blocking.quiet().expect("no job runs");
+        assert_eq!(quiet.threads, 0);
+        assert!(
+            shared.blocking.state.lock().retired.is_empty(),
+            "quiet joins the retired"
+        );
         // The pool starts threads again when needed.
         assert_eq!(spawn(&shared, || 7).unwrap().join().unwrap(), 7);
+        assert_eq!(shared.blocking.close_and_join(None), 0);
+    }
+
+    #[test]
+    fn quiet_only_while_no_job_runs_or_waits() {
+        let shared = shared(1, DEFAULT_KEEP_ALIVE);
+        assert_eq!(shared.blocking.quiet().map(|q| q.threads), Some(0));
+        let (started_tx, started) = mpsc::channel();
+        let (open, gate) = mpsc::channel();
+        let gate = Arc::new(Mutex::new(Some(gate)));
+        let before = shared.blocking.quiet().expect("no job yet");
+        let job = spawn(&shared, gated(&started_tx, &gate)).unwrap();
+        started.recv().unwrap();
+        assert_eq!(shared.blocking.quiet(), None);
+        drop(open);
+        job.join().unwrap();
+        until(&shared, "the job's thread is done with it", |s| {
+            s.running == 0
+        });
+        let after = shared.blocking.quiet().expect("no job runs");
+        assert_eq!(after.threads, 1);
+        assert_ne!(after.epoch, before.epoch, "a submit changes the version");
+        assert_eq!(
+            shared.blocking.quiet(),
+            Some(after),
+            "nothing changed since"
+        );
         assert_eq!(shared.blocking.close_and_join(None), 0);
     }
 
