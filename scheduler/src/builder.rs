@@ -3,7 +3,9 @@
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
+use crate::blocking;
 use crate::goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 use crate::runtime::Runtime;
 
@@ -31,6 +33,7 @@ pub struct Builder {
     procs: Option<usize>,
     stack_size: usize,
     max_goroutines: Option<usize>,
+    blocking: blocking::Config,
 }
 
 impl Default for Builder {
@@ -41,12 +44,14 @@ impl Default for Builder {
 
 impl Builder {
     /// Default settings: procs from `SCHEDULER_PROCS`, else the number of CPUs this process
-    /// may use; stacks of [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE).
+    /// may use; stacks of [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE); at most 512
+    /// blocking threads, each kept 10 seconds when idle.
     pub fn new() -> Builder {
         Builder {
             procs: None,
             stack_size: DEFAULT_STACK_SIZE,
             max_goroutines: None,
+            blocking: blocking::Config::default(),
         }
     }
 
@@ -102,6 +107,35 @@ impl Builder {
         self
     }
 
+    /// The most threads the runtime starts for [`spawn_blocking`](crate::spawn_blocking) jobs
+    /// at once. Jobs beyond that wait in a FIFO queue for a thread to finish its job: a
+    /// flood of blocking work then waits rather than exhausting the system's threads.
+    /// `build` rejects 0. Default: 512.
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder()
+    ///     .procs(1)
+    ///     .max_blocking_threads(4)
+    ///     .build()
+    ///     .unwrap();
+    /// let handles: Vec<_> = (0..16).map(|i| rt.spawn_blocking(move || i * 2)).collect();
+    /// let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(sum, 240);
+    /// ```
+    pub fn max_blocking_threads(mut self, threads: usize) -> Builder {
+        self.blocking.max_threads = threads;
+        self
+    }
+
+    /// How long a blocking thread waits for a new job before it exits. Threads are started
+    /// as blocking jobs need them and retire after this much idleness, so a runtime that
+    /// stopped using [`spawn_blocking`](crate::spawn_blocking) ends up with none. Default: 10
+    /// seconds.
+    pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Builder {
+        self.blocking.keep_alive = keep_alive;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -124,7 +158,11 @@ impl Builder {
         if self.max_goroutines == Some(0) {
             return Err(BuildError::ZeroMaxGoroutines);
         }
-        Runtime::start(procs, self.stack_size, self.max_goroutines).map_err(BuildError::Thread)
+        if self.blocking.max_threads == 0 {
+            return Err(BuildError::ZeroBlockingThreads);
+        }
+        Runtime::start(procs, self.stack_size, self.max_goroutines, self.blocking)
+            .map_err(BuildError::Thread)
     }
 }
 
@@ -157,6 +195,8 @@ pub enum BuildError {
     StackSize(usize),
     /// `max_goroutines(0)`: a runtime must hold at least its main goroutine.
     ZeroMaxGoroutines,
+    /// `max_blocking_threads(0)`: blocking jobs need at least one thread.
+    ZeroBlockingThreads,
     /// A worker thread could not be started, or its signal stack (for reporting stack
     /// overflows) could not be mapped.
     Thread(io::Error),
@@ -181,6 +221,10 @@ impl fmt::Display for BuildError {
             BuildError::ZeroMaxGoroutines => write!(
                 f,
                 "scheduler: max_goroutines must be at least 1 (the main goroutine counts), got 0"
+            ),
+            BuildError::ZeroBlockingThreads => write!(
+                f,
+                "scheduler: max_blocking_threads must be at least 1, got 0"
             ),
             BuildError::Thread(err) => {
                 write!(f, "scheduler: cannot start a worker thread: {err}")

@@ -37,7 +37,8 @@
 //!   yet are stolen by idle workers. See `docs/design.md` and `docs/caveats.md`.
 //! * Goroutines are not preempted: one that computes for a long time without blocking or
 //!   calling [`yield_now`] keeps its worker. Code that blocks the OS thread (std locks held for
-//!   long, blocking I/O, `std::thread::sleep`) blocks every goroutine queued on that worker.
+//!   long, blocking I/O, `std::thread::sleep`) blocks every goroutine queued on that worker:
+//!   run it with [`spawn_blocking`], on a pool of threads of its own, and `join` it.
 //!
 //! # Integrity
 //!
@@ -49,6 +50,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod blocking;
 mod builder;
 pub mod chan;
 pub mod context;
@@ -142,6 +144,94 @@ where
     T: Send + 'static,
 {
     runtime::current_shared("try_spawn").try_spawn(f, false)
+}
+
+/// Runs `f` on the runtime's blocking pool, a set of plain OS threads beside the workers, and
+/// returns a [`JoinHandle`] for its result: the way to call code that blocks its thread from
+/// a goroutine.
+///
+/// Use it for file I/O (`std::fs`), DNS lookups (`ToSocketAddrs`), blocking network or
+/// database clients, CPU-heavy calls into C, waits on std locks or channels: anything that
+/// blocks the OS thread. A goroutine that blocks its OS thread blocks its whole worker, and
+/// with it every goroutine queued there, since goroutines switch only at this crate's
+/// suspension points. Here only the job's pool thread blocks; the goroutine that
+/// [`join`](JoinHandle::join)s it parks, and its worker runs other goroutines meanwhile.
+///
+/// Everything before the call happens-before `f` runs, and everything `f` did happens-before
+/// `join` returns. `join` returns `Ok` with `f`'s value, or `Err` with the panic payload if
+/// `f` panicked (the panic hook prints it first, naming the thread `scheduler-blocking`).
+/// Dropping the handle detaches the job; the runtime still waits for it when it shuts down.
+///
+/// The pool starts threads as jobs need them, up to
+/// [`Builder::max_blocking_threads`] (512 by default); further jobs wait in a FIFO queue
+/// until a thread is free. Idle threads exit after
+/// [`Builder::blocking_keep_alive`] (10 seconds by default). A job is not a goroutine:
+/// inside it, this crate's waits block its thread (which is fine there), and [`spawn`] and
+/// the other calls that need a goroutine panic. A running job cannot be interrupted:
+/// dropping the runtime, or [`Runtime::shutdown_timeout`], waits for it to return.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// let (len, ticks) = rt.block_on(|| {
+///     // Blocks a pool thread for 50 ms, not this goroutine's worker...
+///     let job = scheduler::spawn_blocking(|| {
+///         std::thread::sleep(Duration::from_millis(50));
+///         std::fs::read_dir(".").map(|dir| dir.count()).unwrap_or(0)
+///     });
+///     // ...so this goroutine, on the same (only) worker, keeps running.
+///     let ticker = scheduler::spawn(|| {
+///         let tick = scheduler::time::tick(Duration::from_millis(5));
+///         (0..3).map(|_| tick.recv().unwrap()).count()
+///     });
+///     (job.join().unwrap(), ticker.join().unwrap())
+/// });
+/// assert!(len > 0);
+/// assert_eq!(ticks, 3);
+/// ```
+///
+/// # Panics
+///
+/// Outside a goroutine: use [`Runtime::spawn_blocking`] there. Also when the job is refused,
+/// with the [`SpawnError`]'s message: the runtime is shutting down, or the pool has no thread
+/// and cannot start one. Use [`try_spawn_blocking`] to get the error instead.
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    blocking::spawn(runtime::current_shared("spawn_blocking"), f)
+        .unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Like [`spawn_blocking`], but reports a refused job as an error instead of panicking: the
+/// runtime is shutting down ([`SpawnError::ShuttingDown`], from the moment
+/// [`Runtime::shutdown_timeout`] is called), or the pool has no thread and cannot start one
+/// ([`SpawnError::BlockingThread`]).
+///
+/// # Examples
+///
+/// ```
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// let n = rt.block_on(|| match scheduler::try_spawn_blocking(|| 6 * 7) {
+///     Ok(handle) => handle.join().unwrap(),
+///     Err(err) => panic!("refused: {err}"),
+/// });
+/// assert_eq!(n, 42);
+/// ```
+///
+/// # Panics
+///
+/// Outside a goroutine: use [`Runtime::try_spawn_blocking`] there.
+pub fn try_spawn_blocking<F, T>(f: F) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    blocking::spawn(runtime::current_shared("try_spawn_blocking"), f)
 }
 
 /// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 
+use crate::blocking;
 use crate::builder::{BuildError, Builder};
 use crate::goroutine::join::JoinHandle;
 use crate::goroutine::overflow::{self, AltStack};
@@ -68,10 +69,17 @@ impl Runtime {
         procs: usize,
         stack_size: usize,
         max_goroutines: Option<usize>,
+        blocking: blocking::Config,
     ) -> io::Result<Runtime> {
         let locals: Vec<Worker<TaskRef>> = (0..procs).map(|_| Worker::new_lifo()).collect();
         let stealers = locals.iter().map(Worker::stealer).collect();
-        let shared = Arc::new(Shared::new(procs, stack_size, stealers, max_goroutines));
+        let shared = Arc::new(Shared::new(
+            procs,
+            stack_size,
+            stealers,
+            max_goroutines,
+            blocking,
+        ));
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(procs),
@@ -107,8 +115,9 @@ impl Runtime {
     /// primitives, no timer is pending, and no thread exists that could wake one. The exact
     /// rule: called from a plain thread (not from a goroutine), `block_on` reports a deadlock
     /// when every worker sleeps with nothing queued and no timer pending, the process-wide
-    /// timer thread (if any) has no live timer, and the process has no thread besides the
-    /// runtime's workers, the calling thread and that timer thread. Any other thread, which
+    /// timer thread (if any) has no live timer, no [`spawn_blocking`](Self::spawn_blocking)
+    /// job runs or waits, and the process has no thread besides the runtime's workers, its
+    /// idle blocking threads, the calling thread and that timer thread. Any other thread, which
     /// might hold a channel or a `WaitGroup`, turns detection off, so a goroutine waiting for
     /// a plain thread that will send is never reported. Before the panic, the runtime is shut
     /// down as by [`shutdown_timeout`](Self::shutdown_timeout) at its deadline: every
@@ -198,6 +207,49 @@ impl Runtime {
         self.shared.try_spawn(f, false)
     }
 
+    /// Runs `f` on the runtime's blocking pool, from anywhere: a plain thread, or a goroutine
+    /// of any runtime. See [`crate::spawn_blocking`] for when and why.
+    ///
+    /// The returned [`JoinHandle`] joins it like a goroutine: a goroutine that joins it
+    /// parks, a plain thread blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+    /// // From a plain thread: `join` blocks this thread until the job is done.
+    /// let handle = rt.spawn_blocking(|| std::fs::metadata(".").map(|m| m.is_dir()));
+    /// assert!(handle.join().unwrap().unwrap());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the job is refused, as [`try_spawn_blocking`](Self::try_spawn_blocking)
+    /// describes.
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.try_spawn_blocking(f)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Like [`spawn_blocking`](Self::spawn_blocking), but says why a job was refused: the
+    /// runtime is shutting down (a [`shutdown_timeout`](Self::shutdown_timeout) began), or
+    /// the pool has no thread and cannot start one.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError::ShuttingDown`] or [`SpawnError::BlockingThread`].
+    pub fn try_spawn_blocking<F, T>(&self, f: F) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        blocking::spawn(&self.shared, f)
+    }
+
     /// The number of worker threads.
     pub fn procs(&self) -> usize {
         self.shared.procs
@@ -240,7 +292,10 @@ impl Runtime {
     /// rt.shutdown_timeout(Duration::from_secs(5)).expect("finished in time");
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownError> {
-        if !self.threads.is_empty() && !self.called_from_own_goroutine() {
+        if !self.threads.is_empty()
+            && !self.called_from_own_goroutine()
+            && !self.called_from_own_blocking_job()
+        {
             // From here on, spawns are refused; the goroutines already admitted run on.
             self.shared.set_phase(phase::DRAINING);
         }
@@ -249,6 +304,10 @@ impl Runtime {
 
     fn called_from_own_goroutine(&self) -> bool {
         context::current_worker().is_some_and(|w| w.belongs_to(&self.shared))
+    }
+
+    fn called_from_own_blocking_job(&self) -> bool {
+        !self.threads.is_empty() && self.shared.blocking.is_current_thread()
     }
 
     fn shutdown(&mut self, deadline: Option<Instant>) -> Result<(), ShutdownError> {
@@ -261,20 +320,32 @@ impl Runtime {
                  (it would wait for itself)"
             );
         }
+        if self.called_from_own_blocking_job() {
+            panic!(
+                "scheduler: shutdown_timeout called from one of the runtime's own blocking \
+                 jobs (it would wait for itself)"
+            );
+        }
         let remaining = self.shared.wait_all_done(deadline);
         if remaining > 0 {
             self.shared.set_phase(phase::CANCELLING);
             self.shared.wait_all_done(None);
         }
+        // No goroutine is left to submit blocking jobs: wait for those still running or
+        // queued, up to the same deadline, then join the pool's threads.
+        let blocking = self.shared.blocking.close_and_join(deadline);
         self.shared.set_phase(phase::STOPPING);
         for thread in self.threads.drain(..) {
             // Workers catch every goroutine panic, so a join error would be a runtime bug that
             // already aborted the process.
             let _ = thread.join();
         }
-        match remaining {
-            0 => Ok(()),
-            remaining => Err(ShutdownError { remaining }),
+        match (remaining, blocking) {
+            (0, 0) => Ok(()),
+            (goroutines, blocking) => Err(ShutdownError {
+                remaining: goroutines,
+                blocking,
+            }),
         }
     }
 }
@@ -282,12 +353,20 @@ impl Runtime {
 impl Drop for Runtime {
     /// Waits for every goroutine, then joins the worker threads.
     ///
-    /// Dropped by one of its own goroutines, it cannot wait for itself: the runtime then
-    /// winds down on its own, its workers exiting when the last goroutine finishes.
+    /// Dropped by one of its own goroutines or blocking jobs, it cannot wait for itself: the
+    /// runtime then winds down on its own, its workers exiting when the last goroutine
+    /// finishes and its blocking threads when their last job does.
     fn drop(&mut self) {
         if self.called_from_own_goroutine() {
             self.shared.detach();
             self.threads.clear();
+            return;
+        }
+        if self.called_from_own_blocking_job() {
+            self.shared.detach();
+            self.threads.clear();
+            // No goroutine may be left to notice the detach when it finishes: look now.
+            self.shared.note_if_all_done();
             return;
         }
         let _ = self.shutdown(None);
@@ -306,7 +385,10 @@ impl fmt::Debug for Runtime {
 /// [`Runtime::shutdown_timeout`] ran out of time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownError {
+    /// Goroutines unfinished at the deadline.
     remaining: usize,
+    /// Blocking jobs unfinished (running or queued) when the shutdown stopped waiting.
+    blocking: usize,
 }
 
 impl ShutdownError {
@@ -315,15 +397,38 @@ impl ShutdownError {
     pub fn remaining(&self) -> usize {
         self.remaining
     }
+
+    /// How many [`spawn_blocking`](crate::spawn_blocking) jobs were unfinished, running or
+    /// queued, when the shutdown stopped waiting for them: at the deadline, or after the
+    /// cancellation of the goroutines if that came later. The queued ones were dropped
+    /// without running (their `join` returns `Err` with a [`Cancelled`](crate::Cancelled)
+    /// payload); the running ones could not be interrupted, and the shutdown waited for them.
+    pub fn remaining_blocking(&self) -> usize {
+        self.blocking
+    }
 }
 
 impl fmt::Display for ShutdownError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "scheduler: shutdown timed out with {} goroutine(s) unfinished; they were cancelled",
-            self.remaining
-        )
+        let (goroutines, jobs) = (self.remaining, self.blocking);
+        match jobs {
+            0 => write!(
+                f,
+                "scheduler: shutdown timed out with {goroutines} goroutine(s) unfinished; they \
+                 were cancelled"
+            ),
+            _ if goroutines == 0 => write!(
+                f,
+                "scheduler: shutdown timed out with {jobs} blocking job(s) unfinished; the \
+                 queued ones were dropped, the running ones awaited"
+            ),
+            _ => write!(
+                f,
+                "scheduler: shutdown timed out with {goroutines} goroutine(s) and {jobs} \
+                 blocking job(s) unfinished; the goroutines were cancelled, the queued jobs \
+                 dropped, the running ones awaited"
+            ),
+        }
     }
 }
 

@@ -7,7 +7,9 @@ use std::io;
 use crate::goroutine::stack::guards_split_mappings;
 
 /// Why [`try_spawn`](crate::try_spawn) or [`Runtime::try_spawn`](crate::Runtime::try_spawn)
-/// refused a goroutine. [`spawn`](crate::spawn) panics with the same message.
+/// refused a goroutine, or [`try_spawn_blocking`](crate::try_spawn_blocking) a blocking job.
+/// [`spawn`](crate::spawn) and [`spawn_blocking`](crate::spawn_blocking) panic with the same
+/// message.
 ///
 /// # Examples
 ///
@@ -22,8 +24,8 @@ use crate::goroutine::stack::guards_split_mappings;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SpawnError {
-    /// The runtime is shutting down (`shutdown_timeout` was called): the goroutines it has
-    /// run on, but it takes no new ones.
+    /// The runtime is shutting down (`shutdown_timeout` was called): the goroutines and
+    /// blocking jobs it has run on, but it takes no new ones.
     ShuttingDown,
     /// The runtime holds as many goroutines as
     /// [`Builder::max_goroutines`](crate::Builder::max_goroutines) allows. `spawn` waits for
@@ -38,6 +40,9 @@ pub enum SpawnError {
         /// The usable size of each stack, in bytes.
         stack_size: usize,
     },
+    /// [`spawn_blocking`](crate::spawn_blocking) found no thread in the blocking pool and
+    /// could not start one.
+    BlockingThread(io::Error),
 }
 
 impl SpawnError {
@@ -56,7 +61,7 @@ impl fmt::Display for SpawnError {
             SpawnError::ShuttingDown => {
                 write!(
                     f,
-                    "scheduler: the runtime is shutting down: no new goroutines"
+                    "scheduler: the runtime is shutting down: no new goroutines or blocking jobs"
                 )
             }
             SpawnError::AtCapacity => write!(
@@ -82,6 +87,12 @@ impl fmt::Display for SpawnError {
                      Builder::stack_size or the number of goroutines"
                 )
             }
+            SpawnError::BlockingThread(err) => {
+                write!(
+                    f,
+                    "scheduler: cannot start a thread for blocking work: {err}"
+                )
+            }
         }
     }
 }
@@ -91,6 +102,7 @@ impl Error for SpawnError {
         match self {
             SpawnError::ShuttingDown | SpawnError::AtCapacity => None,
             SpawnError::Stacks { source, .. } => Some(source),
+            SpawnError::BlockingThread(err) => Some(err),
         }
     }
 }

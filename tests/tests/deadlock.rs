@@ -58,6 +58,19 @@ fn main() {
         ("timer wakes the sleeper", timer_is_not_a_deadlock),
         ("plain thread sends later", plain_thread_is_not_a_deadlock),
         ("busy runtime", finishing_work_is_not_a_deadlock),
+        ("waiting for a blocking job", blocking_job_is_not_a_deadlock),
+        (
+            "idle blocking threads",
+            deadlock_beside_idle_blocking_threads,
+        ),
+        (
+            "detached blocking job ends",
+            deadlock_once_a_detached_blocking_job_ends,
+        ),
+        (
+            "blocking thread retires",
+            deadlock_after_a_blocking_thread_retires,
+        ),
     ];
     for (name, scenario) in scenarios {
         scenario();
@@ -184,4 +197,62 @@ fn finishing_work_is_not_a_deadlock() {
         });
         assert_eq!(total, 28, "round {round}");
     }
+}
+
+fn blocking_job_is_not_a_deadlock() {
+    let rt = runtime(1);
+    // Every worker sleeps for good while the job runs, but the job will wake the goroutine.
+    let got = rt.block_on(|| {
+        scheduler::spawn_blocking(|| {
+            thread::sleep(Duration::from_millis(100));
+            5
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(got, 5);
+}
+
+fn deadlock_beside_idle_blocking_threads() {
+    let rt = runtime(2);
+    // The pool's threads stay, idle, for their keep-alive (10 s): they wake nobody.
+    let message = block_on_message(&rt, || {
+        let jobs: Vec<_> = (0..3)
+            .map(|i| scheduler::spawn_blocking(move || i))
+            .collect();
+        for job in jobs {
+            job.join().unwrap();
+        }
+        let (_tx, rx) = chan::bounded::<u32>(0);
+        let _ = rx.recv();
+    });
+    assert_eq!(message.as_deref(), Some(DEADLOCK));
+}
+
+fn deadlock_once_a_detached_blocking_job_ends() {
+    let rt = runtime(1);
+    // The workers sleep for good while the job still runs; when it ends, nothing can wake the
+    // main goroutine any more, and no worker wakes to notice: the pool thread reports it.
+    let message = block_on_message(&rt, || {
+        drop(scheduler::spawn_blocking(|| {
+            thread::sleep(Duration::from_millis(100));
+        }));
+        let (_tx, rx) = chan::bounded::<u32>(0);
+        let _ = rx.recv();
+    });
+    assert_eq!(message.as_deref(), Some(DEADLOCK));
+}
+
+fn deadlock_after_a_blocking_thread_retires() {
+    let rt = Runtime::builder()
+        .procs(1)
+        .blocking_keep_alive(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let message = block_on_message(&rt, || {
+        scheduler::spawn_blocking(|| ()).join().unwrap();
+        let (_tx, rx) = chan::bounded::<u32>(0);
+        let _ = rx.recv();
+    });
+    assert_eq!(message.as_deref(), Some(DEADLOCK));
 }

@@ -83,7 +83,8 @@ impl JoinState {
 }
 
 /// An owned permission to wait for a goroutine and take its result, like
-/// [`std::thread::JoinHandle`].
+/// [`std::thread::JoinHandle`]. A job of [`spawn_blocking`](crate::spawn_blocking) is joined
+/// the same way: "the goroutine" below stands for it too.
 ///
 /// Dropping the handle detaches the goroutine: it keeps running, and its result is dropped
 /// when it finishes. The runtime still waits for it at shutdown.
@@ -161,7 +162,8 @@ impl<T> JoinHandle<T> {
     }
 
     /// The goroutine's id: unique within its runtime, counting from 1 (not in spawn order:
-    /// each worker reserves ids in blocks).
+    /// each worker reserves ids in blocks). Blocking jobs take their ids from the same
+    /// sequence.
     pub fn id(&self) -> u64 {
         self.task.header().id
     }

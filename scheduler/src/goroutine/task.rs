@@ -81,6 +81,9 @@ pub(crate) const NO_HOME: usize = usize::MAX;
 /// Marks, in [`Header::home`], a goroutine that a `join` claimed before it started and ran on
 /// the joiner's own stack. Its queue entry is stale from then on.
 pub(crate) const INLINE: usize = usize::MAX - 1;
+/// Marks, in [`Header::home`], a blocking job (`crate::blocking`): it runs on the blocking
+/// pool, never as a goroutine, so no worker starts it and no `join` runs it inline.
+pub(crate) const BLOCKING: usize = usize::MAX - 2;
 
 /// The part of a goroutine every queue and waker touches.
 pub(crate) struct Header {
@@ -90,9 +93,10 @@ pub(crate) struct Header {
     /// Set once, by a forced shutdown; read by the goroutine at each suspension point.
     pub(crate) cancelled: AtomicBool,
     /// Index of the worker that started the goroutine; `NO_HOME` before; `INLINE` if a joiner
-    /// ran it instead. Leaves `NO_HOME` once, by a CAS (the worker that starts it, or the
-    /// joiner that claims it: whoever wins owns the closure). Read by wakers after their
-    /// Acquire CAS out of `PARKED`, which follows the worker's AcqRel CAS into `PARKED`.
+    /// ran it instead; `BLOCKING`, from the start, for a blocking job. Leaves `NO_HOME` once,
+    /// by a CAS (the worker that starts it, or the joiner that claims it: whoever wins owns
+    /// the closure). Read by wakers after their Acquire CAS out of `PARKED`, which follows the
+    /// worker's AcqRel CAS into `PARKED`.
     pub(crate) home: AtomicUsize,
     /// The runtime the goroutine belongs to. Valid while the goroutine is not `DONE`: a
     /// runtime outlives its goroutines.

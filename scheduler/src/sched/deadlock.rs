@@ -11,13 +11,15 @@
 //!    global queue, the deques, the inboxes), and no worker has a timer pending;
 //! 3. the process-wide timer thread, if it was started, has no live timer pending and is not
 //!    firing one;
-//! 4. the process has no other thread than the runtime's workers, the thread in `block_on`
-//!    and the timer thread.
+//! 4. no job of the runtime's blocking pool runs or waits in its queue;
+//! 5. the process has no other thread than the runtime's workers, its blocking pool's (idle)
+//!    threads, the thread in `block_on` and the timer thread.
 //!
 //! Then nothing can ever run again: a goroutine is woken only by a goroutine, a timer or a
-//! thread, and every one of them is asleep for good or absent. Condition 4 is what stands in
-//! for "nobody outside holds a handle": a handle held outside is held by some thread, and a
-//! thread that does not exist cannot use it (only a running thread could start one). It is
+//! thread, and every one of them is asleep for good or absent; an idle pool thread only runs
+//! jobs that a goroutine or a thread submits. Condition 5 is what stands in for "nobody
+//! outside holds a handle": a handle held outside is held by some thread, and a thread that
+//! does not exist cannot use it (only a running thread could start one). It is
 //! conservative: any other thread in the process (another runtime's workers, a thread that
 //! only logs) turns detection off, so a program that only *might* be woken from outside is
 //! never declared deadlocked. Goroutines blocked in something other than this crate's
@@ -31,11 +33,14 @@
 //! deadline, it tells the `block_on` callers watching this runtime ([`Deadlock::stalled`]).
 //! The marking and the looking are SeqCst on both sides, so of several workers going to sleep
 //! together at least one sees all the others: a stall is never missed. The `block_on` thread
-//! then checks the four conditions ([`is_deadlocked`]). Its look at the workers is not one
+//! then checks the five conditions ([`is_deadlocked`]). Its look at the workers is not one
 //! instant, so it is bracketed by a count of the wake-ups of workers that slept with no
 //! deadline ([`Deadlock::count_wake`]): a worker found asleep stays asleep until someone wakes
 //! it, and every such wake is counted, so if the count did not change over the look, all the
-//! workers were asleep together at its end.
+//! workers were asleep together at its end. The blocking pool's look is bracketed the same
+//! way, by a version that every submitted job and every retiring thread changes; and a pool
+//! thread that finishes the last running job, or retires, asks the watchers to check again
+//! when every worker sleeps (`crate::blocking`), since no worker would.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,7 +142,10 @@ pub(crate) fn all_asleep(shared: &Shared) -> bool {
 
 /// Checks the rule of the module doc. Called by the `block_on` thread.
 pub(crate) fn is_deadlocked(shared: &Shared) -> bool {
-    let expected_threads = shared.procs + 1 + usize::from(timers::global_started());
+    let Some(pool) = shared.blocking.quiet() else {
+        return false;
+    };
+    let expected_threads = shared.procs + 1 + usize::from(timers::global_started()) + pool.threads;
     if thread_count() != Some(expected_threads) || !timers::global_idle() {
         return false;
     }
@@ -145,7 +153,7 @@ pub(crate) fn is_deadlocked(shared: &Shared) -> bool {
     let wakes_before = shared.deadlock.forever_wakes.load(Ordering::SeqCst);
     let asleep = all_asleep(shared) && !shared.has_queued_work() && shared.live() > 0;
     let wakes_after = shared.deadlock.forever_wakes.load(Ordering::SeqCst);
-    asleep && wakes_before == wakes_after
+    asleep && wakes_before == wakes_after && shared.blocking.quiet() == Some(pool)
 }
 
 /// The number of threads of this process, if the system tells.

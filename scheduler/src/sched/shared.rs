@@ -12,6 +12,7 @@ use super::context;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
 use super::parker::Parker;
+use crate::blocking::{self, Pool};
 use crate::goroutine::join::JoinHandle;
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
@@ -102,6 +103,8 @@ pub(crate) struct Shared {
     /// With `Builder::max_goroutines`: one permit per goroutine that may still be admitted.
     /// Taken by a spawn, given back when the goroutine finishes (`count_finished`).
     admission: Option<Semaphore>,
+    /// The threads that run `spawn_blocking` jobs.
+    pub(crate) blocking: Pool,
 }
 
 impl Shared {
@@ -110,6 +113,7 @@ impl Shared {
         stack_size: usize,
         stealers: Vec<Stealer<TaskRef>>,
         max_goroutines: Option<usize>,
+        blocking: blocking::Config,
     ) -> Shared {
         let remotes = stealers
             .into_iter()
@@ -136,6 +140,7 @@ impl Shared {
             deadlock: Deadlock::default(),
             stack_flush: AtomicBool::new(false),
             admission: max_goroutines.map(Semaphore::new),
+            blocking: Pool::new(blocking),
         }
     }
 
@@ -322,6 +327,7 @@ impl Shared {
         // goroutine's finish, which `live` saw.
         if self.detached.load(Ordering::Acquire) {
             self.set_phase(phase::STOPPING);
+            self.blocking.close();
         }
     }
 
