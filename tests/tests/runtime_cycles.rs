@@ -25,21 +25,20 @@ fn cycle(n: usize) {
     let rt = Runtime::builder().procs(2).build().unwrap();
     let total = rt.block_on(|| {
         let (tx, rx) = chan::bounded::<u64>(0);
-        let wg = WaitGroup::new();
-        for i in 0..32 {
-            let rx = rx.clone();
-            let wg = wg.clone();
-            wg.add(1);
-            scheduler::spawn(move || {
-                let v = rx.recv().unwrap();
-                wg.done();
-                v + i
-            });
-        }
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let rx = rx.clone();
+                scheduler::spawn(move || rx.recv().unwrap() + i)
+            })
+            .collect();
         for i in 0..32 {
             tx.send(i).unwrap();
         }
-        wg.wait();
+        // Joined, not just counted down: every one has finished before the shutdown below
+        // counts what is left.
+        for handle in handles {
+            handle.join().unwrap();
+        }
         32
     });
     assert_eq!(total, 32);
