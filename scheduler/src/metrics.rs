@@ -97,6 +97,8 @@ pub struct Metrics {
     pub global_queue: usize,
     /// Each worker's share, in worker order.
     pub workers: Vec<WorkerMetrics>,
+    // A part of the runtime worth watching adds its field here (the struct is
+    // `#[non_exhaustive]`) and fills it in `snapshot`, reading it from where it lives.
 }
 
 /// Blocked goroutines by what they wait for: part of [`Metrics`].
@@ -173,7 +175,7 @@ pub struct WorkerMetrics {
     pub parks: u64,
     /// Time the worker thread spent awake: running goroutines, and looking for them between
     /// its sleeps. Measured when it wakes and when it goes to sleep, not per goroutine.
-    pub busy: Duration,
+    pub busy: Duration, // A per-worker counter adds its field here, kept in `sched::stats::WorkerStats`.
 }
 
 /// Reads `shared`'s counters into a [`Metrics`].
