@@ -5,6 +5,7 @@
 //! concurrently but not in parallel: goroutines are not preempted, so each counter prints as
 //! one unbroken block (B first, as Go prints with `GOMAXPROCS=1`). With `--procs 2` or more
 //! they run in parallel and their lines mix; `--yield` makes them take turns even on one proc.
+//! `--stats` prints what the runtime counted (goroutines, steals, busy time) to stderr at exit.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -34,6 +35,11 @@ struct Cli {
     /// Where A starts counting down from and B stops counting up at
     #[arg(long, default_value_t = 100)]
     count: u64,
+
+    /// After the program, print a summary of the runtime's metrics (goroutines, queues,
+    /// steals, worker sleeps and busy time) to stderr
+    #[arg(long)]
+    stats: bool,
 }
 
 fn procs_range() -> RangedU64ValueParser<usize> {
@@ -56,6 +62,7 @@ fn main() {
         procs,
         yield_each,
         count,
+        stats,
     } = parse_args();
     let rt = match Runtime::builder().procs(procs).build() {
         Ok(rt) => rt,
@@ -95,6 +102,11 @@ fn main() {
 
         say("\nTerminating Program");
     });
+
+    if stats {
+        // stderr, so that stdout stays the lesson's output.
+        eprintln!("runtime metrics at exit:\n{}", rt.metrics());
+    }
 }
 
 /// Prints one line under a single stdout lock, so lines from parallel goroutines never tear.

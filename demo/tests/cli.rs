@@ -160,6 +160,46 @@ fn count_5_prints_six_lines_per_counter() {
 }
 
 #[test]
+fn stats_prints_a_summary_on_stderr_and_leaves_stdout_unchanged() {
+    for procs in ["1", "2"] {
+        let plain = demo_lines(&["--procs", procs, "--count", "20"]);
+        let out = demo(&["--procs", procs, "--count", "20", "--stats"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}\n{stderr}", out.status);
+        let stdout: Vec<String> = String::from_utf8(out.stdout)
+            .expect("stdout is UTF-8")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if procs == "1" {
+            // One proc prints in a fixed order: the very same lines.
+            assert_eq!(stdout, plain);
+        } else {
+            assert_line_set(&stdout, 20);
+        }
+        assert!(stderr.starts_with("runtime metrics at exit:"), "{stderr}");
+        // The main goroutine and the two counters.
+        assert!(stderr.contains("; 3 spawned"), "{stderr}");
+        for word in [
+            "goroutines:",
+            "blocked on:",
+            "global queue:",
+            "steals",
+            "busy",
+        ] {
+            assert!(stderr.contains(word), "--stats lacks {word}:\n{stderr}");
+        }
+        let worker_rows = stderr.lines().count() - 5;
+        assert_eq!(
+            worker_rows.to_string(),
+            procs,
+            "one row per worker:\n{stderr}"
+        );
+        assert!(stderr.lines().count() <= 25, "not one screen:\n{stderr}");
+    }
+}
+
+#[test]
 fn bad_arguments_exit_2_with_usage_and_no_output() {
     let cases: [(&[&str], &str); 6] = [
         (&["--procs", "0"], "--procs"),
@@ -205,6 +245,7 @@ fn help_explains_concurrency_and_parallelism() {
         "--procs",
         "--yield",
         "--count",
+        "--stats",
     ] {
         assert!(stdout.contains(word), "--help lacks {word}:\n{stdout}");
     }

@@ -30,8 +30,8 @@
 //!
 //! * [`Runtime::block_on`] runs a closure as the *main goroutine* and blocks the caller until
 //!   it returns; [`Runtime::spawn`] starts a goroutine from anywhere.
-//! * Inside a goroutine, [`spawn`], [`yield_now`], [`procs`] and [`num_goroutines`] act on the
-//!   runtime that runs it.
+//! * Inside a goroutine, [`spawn`], [`yield_now`], [`procs`], [`num_goroutines`] and
+//!   [`metrics()`] act on the runtime that runs it.
 //! * A goroutine that has started never changes thread (thread-locals, `RefCell` borrows and
 //!   `!Send` values across a blocking call are sound); only goroutines that have not started
 //!   yet are stolen by idle workers. See `docs/design.md` and `docs/caveats.md`.
@@ -55,6 +55,7 @@ mod builder;
 pub mod chan;
 pub mod context;
 mod goroutine;
+mod metrics;
 mod runtime;
 mod sched;
 mod select;
@@ -69,6 +70,7 @@ use std::fmt;
 pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};
 pub use goroutine::join::JoinHandle;
 pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+pub use metrics::{BlockedGoroutines, Metrics, WorkerMetrics};
 pub use runtime::{Runtime, ShutdownError};
 pub use spawn_error::SpawnError;
 pub use sync::WaitGroup;
@@ -262,6 +264,29 @@ pub fn procs() -> usize {
 /// Outside a goroutine.
 pub fn num_goroutines() -> usize {
     runtime::current_shared("num_goroutines").live()
+}
+
+/// A snapshot of the caller's runtime: goroutines runnable, running and blocked (by what
+/// they wait for), queue lengths, and each worker's steals, sleeps and busy time. See
+/// [`Metrics`] for what each number means and how they add up.
+///
+/// From outside a goroutine, use [`Runtime::metrics`].
+///
+/// # Examples
+///
+/// ```
+/// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
+/// let m = rt.block_on(scheduler::metrics);
+/// assert_eq!(m.procs, 2);
+/// assert!(m.running >= 1); // the caller itself
+/// assert!(m.live >= 1);
+/// ```
+///
+/// # Panics
+///
+/// Outside a goroutine.
+pub fn metrics() -> Metrics {
+    metrics::snapshot(runtime::current_shared("metrics"))
 }
 
 /// Whether the caller runs inside a goroutine.

@@ -14,6 +14,7 @@ use crate::builder::{BuildError, Builder};
 use crate::goroutine::join::JoinHandle;
 use crate::goroutine::overflow::{self, AltStack};
 use crate::goroutine::task::TaskRef;
+use crate::metrics::{self, Metrics};
 use crate::sched::context;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::shared::{Shared, phase};
@@ -258,6 +259,43 @@ impl Runtime {
     /// Goroutines spawned and not yet finished, the main goroutine of `block_on` included.
     pub fn num_goroutines(&self) -> usize {
         self.shared.live()
+    }
+
+    /// A snapshot of the runtime: goroutines runnable, running and blocked (by what they wait
+    /// for), queue lengths, and each worker's steals, sleeps and busy time. See [`Metrics`]
+    /// for what each number means and how they add up.
+    ///
+    /// Cheap enough to call often (a few loads per worker), from any thread, while the
+    /// runtime runs: a server can look at [`runnable`](Metrics::runnable) before it admits
+    /// more work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use scheduler::{Runtime, WaitGroup};
+    ///
+    /// let rt = Runtime::builder().procs(2).build().unwrap();
+    /// let gate = WaitGroup::new();
+    /// gate.add(1);
+    /// for _ in 0..3 {
+    ///     let gate = gate.clone();
+    ///     rt.spawn(move || gate.wait());
+    /// }
+    /// // Once the three have parked, nothing moves, and the counts settle on exact values.
+    /// let m = loop {
+    ///     let m = rt.metrics();
+    ///     if m.blocked.wait_group == 3 && m.running == 0 {
+    ///         break m;
+    ///     }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!((m.live, m.runnable, m.blocked.total()), (3, 0, 3));
+    /// assert_eq!(m.spawned, 3);
+    /// assert_eq!(m.workers.len(), 2);
+    /// gate.done();
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        metrics::snapshot(&self.shared)
     }
 
     /// Waits up to `timeout` for every goroutine to finish, then stops the workers.

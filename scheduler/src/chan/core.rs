@@ -283,12 +283,13 @@ fn remove_party<T>(queue: &mut VecDeque<Party<T>>, is_it: impl Fn(&Party<T>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sched::stats::BlockKind;
     use crate::testing::ROUNDS;
     use std::thread;
     use std::time::{Duration, Instant};
 
     fn waiting_slot(value: Option<u32>, token: usize) -> Arc<Slot<u32>> {
-        Slot::new(&Waiter::for_current(), token, value)
+        Slot::new(&Waiter::for_current(BlockKind::Other), token, value)
     }
 
     fn sent(result: Result<(), TrySend<u32>>) -> Result<(), &'static str> {
@@ -510,7 +511,7 @@ mod tests {
             Err(TrySend::Closed(value)) => return Err(value),
             Err(TrySend::Full(value)) => value,
         };
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Other);
         let slot = Slot::new(&waiter, 0, Some(value));
         state.enqueue_send(Party::Select(slot.clone()));
         drop(state);
@@ -531,7 +532,7 @@ mod tests {
             Err(TryRecv::Closed) => return Err(true),
             Err(TryRecv::Empty) => {}
         }
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Other);
         let slot = Slot::new(&waiter, 0, None);
         state.enqueue_recv(Party::Select(slot.clone()));
         drop(state);

@@ -13,7 +13,8 @@ use super::ops::{RecvOp, SendOp};
 use super::parked;
 use crate::context::Context;
 use crate::sched::context::can_suspend;
-use crate::select::{Mode, select, select_one};
+use crate::sched::stats::BlockKind;
+use crate::select::{Mode, select_as, select_one};
 
 /// The sending end of a channel. Clone it to send from several goroutines.
 ///
@@ -46,7 +47,7 @@ impl<T> Sender<T> {
             return parked::send(&self.chan, value);
         }
         let mut op = SendOp::on(&self.chan, value);
-        select_one(&mut op, Mode::Block);
+        select_one(&mut op, Mode::Block, BlockKind::Channel);
         op.outcome()
     }
 
@@ -82,7 +83,7 @@ impl<T> Sender<T> {
 
     fn send_mode(&self, value: T, mode: Mode) -> Result<(), SendTimeoutError<T>> {
         let mut op = SendOp::on(&self.chan, value);
-        if select_one(&mut op, mode) {
+        if select_one(&mut op, mode, BlockKind::Channel) {
             op.outcome()
                 .map_err(|SendError(v)| SendTimeoutError::Disconnected(v))
         } else {
@@ -106,7 +107,11 @@ impl<T> Sender<T> {
         let done = ctx.done();
         let mut send = SendOp::on(&self.chan, value);
         let mut cancel = RecvOp::on(&done.chan);
-        match select(&mut [&mut send, &mut cancel], Mode::Block) {
+        match select_as(
+            &mut [&mut send, &mut cancel],
+            Mode::Block,
+            BlockKind::Channel,
+        ) {
             Some(0) => send
                 .outcome()
                 .map_err(|SendError(v)| SendCtxError::Disconnected(v)),
@@ -171,7 +176,7 @@ impl<T> Receiver<T> {
             return parked::recv(&self.chan);
         }
         let mut op = RecvOp::on(&self.chan);
-        select_one(&mut op, Mode::Block);
+        select_one(&mut op, Mode::Block, BlockKind::Channel);
         op.outcome()
     }
 
@@ -207,7 +212,7 @@ impl<T> Receiver<T> {
 
     fn recv_mode(&self, mode: Mode) -> Result<T, RecvTimeoutError> {
         let mut op = RecvOp::on(&self.chan);
-        if select_one(&mut op, mode) {
+        if select_one(&mut op, mode, BlockKind::Channel) {
             op.outcome()
                 .map_err(|RecvError| RecvTimeoutError::Disconnected)
         } else {
@@ -228,7 +233,11 @@ impl<T> Receiver<T> {
         let done = ctx.done();
         let mut recv = RecvOp::on(&self.chan);
         let mut cancel = RecvOp::on(&done.chan);
-        match select(&mut [&mut recv, &mut cancel], Mode::Block) {
+        match select_as(
+            &mut [&mut recv, &mut cancel],
+            Mode::Block,
+            BlockKind::Channel,
+        ) {
             Some(0) => recv
                 .outcome()
                 .map_err(|RecvError| RecvCtxError::Disconnected),

@@ -26,6 +26,7 @@ use super::core::{Chan, Party, State, TryRecv, TrySend};
 use super::error::{RecvError, SendError};
 use crate::goroutine::task::TaskRef;
 use crate::sched::context::{self, park_current_unlocking};
+use crate::sched::stats::BlockKind;
 use crate::sched::unpark_owned;
 use crate::sync::locked::Guard;
 
@@ -111,7 +112,7 @@ fn wait<T>(
         Side::Recv => state.enqueue_recv(party),
     }
     // Rule 1: the lock is released by the worker once this goroutine is parked.
-    park_current_unlocking(state.into_lock(), &slot.task);
+    park_current_unlocking(state.into_lock(), &slot.task, BlockKind::Channel);
     // Acquire: pairs with the completer's Release store; the value it wrote is visible.
     if !slot.done.load(Ordering::Acquire) {
         let mut state = chan.state.lock();

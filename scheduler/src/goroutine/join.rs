@@ -9,6 +9,7 @@ use std::thread;
 
 use super::task::{INLINE, Joinable, NO_HOME};
 use crate::sched::context;
+use crate::sched::stats::BlockKind;
 use crate::sync::waiter::Waiter;
 
 /// `JoinState::state`: the goroutine finished and its result is written.
@@ -67,7 +68,7 @@ impl JoinState {
     /// The slow path of [`wait`](Self::wait): stores a waiter, announces it, and blocks
     /// unless the goroutine completed meanwhile.
     fn announce_and_wait(&self) {
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Join);
         // SAFETY: only the joiner (us: the JoinHandle is unique) writes here, and before
         // WAITING is set nobody else reads it.
         unsafe { *self.waiter.get() = Some(waiter.clone()) };
@@ -146,7 +147,9 @@ impl<T> JoinHandle<T> {
         let task = Arc::as_ptr(&self.task) as *const ();
         let dequeued = worker.take_newest_if(task);
         if header.claim(INLINE) {
+            worker.count_inline(true);
             self.task.run_inline();
+            worker.count_inline(false);
             worker.drop_stale_newest();
             context::continue_cancellation();
         } else {

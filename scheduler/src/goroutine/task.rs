@@ -12,6 +12,7 @@ use corosensei::{Coroutine, Yielder};
 use super::join::JoinState;
 use super::stack::GuardedStack;
 use crate::sched::Shared;
+use crate::sched::stats::BlockKind;
 use crate::sync::locked::RawLock;
 
 /// Why a goroutine handed control back to its worker.
@@ -108,6 +109,11 @@ pub(crate) struct Header {
     yielder: UnsafeCell<*const GoYielder>,
     /// Index in the home worker's list of started goroutines. Home worker only.
     slot: UnsafeCell<usize>,
+    /// What the goroutine waits for when it parks: written by the goroutine as it suspends to
+    /// park, read by its worker when the park succeeds (to count it as blocked on that kind)
+    /// and when it takes the woken goroutine back (to count it out). Home worker only.
+    /// (Not passed in [`Suspend`]: a bigger payload there costs every yield.)
+    parked_as: UnsafeCell<BlockKind>,
 }
 
 // SAFETY: the UnsafeCell fields are touched only on the goroutine's home worker thread (field
@@ -128,6 +134,7 @@ impl Header {
             id,
             yielder: UnsafeCell::new(std::ptr::null()),
             slot: UnsafeCell::new(0),
+            parked_as: UnsafeCell::new(BlockKind::Other),
         }
     }
 
@@ -163,6 +170,22 @@ impl Header {
     pub(crate) unsafe fn set_slot(&self, slot: usize) {
         // SAFETY: home-thread-only access (caller's contract).
         unsafe { *self.slot.get() = slot }
+    }
+
+    /// What the goroutine waits for, or waited for when it last parked.
+    ///
+    /// # Safety
+    /// Home worker thread only.
+    pub(crate) unsafe fn parked_as(&self) -> BlockKind {
+        // SAFETY: home-thread-only access (caller's contract).
+        unsafe { *self.parked_as.get() }
+    }
+
+    /// # Safety
+    /// Home worker thread only.
+    pub(crate) unsafe fn set_parked_as(&self, kind: BlockKind) {
+        // SAFETY: home-thread-only access (caller's contract).
+        unsafe { *self.parked_as.get() = kind }
     }
 
     /// Claims a goroutine that has not started, for `worker` (or [`INLINE`]). False if it was

@@ -10,6 +10,7 @@ use std::panic;
 use std::sync::Arc;
 
 use super::shared::Shared;
+use super::stats::BlockKind;
 use super::worker::WorkerLocal;
 use crate::goroutine::task::{Handover, Header, Suspend, TaskRef};
 use crate::sync::locked::RawLock;
@@ -92,10 +93,16 @@ pub(crate) fn can_run_inline(shared: *const Shared) -> bool {
     here.saturating_sub(limit) >= worker.shared().stack_size / 2
 }
 
-/// Suspends the running goroutine until something calls [`super::unpark`] on it. May return
-/// spuriously: callers re-check their condition. Must be called inside a goroutine.
-pub(crate) fn park_current() {
-    suspend_current(Suspend::Park);
+/// Suspends the running goroutine until something calls [`super::unpark`] on it; it counts as
+/// blocked on `kind` meanwhile. May return spuriously: callers re-check their condition. Must
+/// be called inside a goroutine.
+pub(crate) fn park_current(kind: BlockKind) {
+    // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
+    // holds for the whole resume.
+    let header = unsafe { &*running_header() };
+    // SAFETY: the goroutine's own header, on its home thread.
+    unsafe { header.set_parked_as(kind) };
+    suspend(header, Suspend::Park);
 }
 
 /// Suspends the running goroutine like [`park_current`], with `lock` held: its worker puts
@@ -104,11 +111,17 @@ pub(crate) fn park_current() {
 /// (with the reference from `keeper`). Unlike `park_current`, a cancelled goroutine does not
 /// unwind here: the caller cleans up first, then calls [`continue_cancellation`].
 /// Must be called inside a goroutine that may suspend, with `lock` locked and `keeper` empty.
-pub(crate) fn park_current_unlocking(lock: &RawLock, keeper: &UnsafeCell<Option<TaskRef>>) {
-    // SAFETY: see `suspend_current`.
+pub(crate) fn park_current_unlocking(
+    lock: &RawLock,
+    keeper: &UnsafeCell<Option<TaskRef>>,
+    kind: BlockKind,
+) {
+    // SAFETY: as in `park_current`.
     let header = unsafe { &*running_header() };
+    // SAFETY: the goroutine's own header, on its home thread.
+    unsafe { header.set_parked_as(kind) };
     let handover = Handover { lock, keeper };
-    // SAFETY: as in `suspend_current`. The lock and the keeper outlive the suspension: the
+    // SAFETY: as in `suspend`. The lock and the keeper outlive the suspension: the
     // caller borrows them for this whole call, and the worker is done with both before
     // anything can resume us.
     unsafe { header.yielder() }.suspend(Suspend::ParkUnlocking(handover));
@@ -141,13 +154,11 @@ fn running_header() -> *const Header {
         .expect("scheduler: internal error: suspend outside a goroutine")
 }
 
-fn suspend_current(why: Suspend) {
-    let header = running_header();
+/// Suspends the running goroutine, whose header is `header` (from [`running_header`]).
+fn suspend(header: &Header, why: Suspend) {
     // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
     // holds for the whole resume; it started, so its yielder is set, and we are on its home
-    // thread.
-    let header = unsafe { &*header };
-    // SAFETY: as above: the running goroutine suspends itself through its own yielder.
+    // thread: the running goroutine suspends itself through its own yielder.
     unsafe { header.yielder() }.suspend(why);
     unwind_if_cancelled(header);
 }

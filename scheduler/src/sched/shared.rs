@@ -12,6 +12,7 @@ use super::context;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
 use super::parker::Parker;
+use super::stats::WorkerStats;
 use crate::blocking::{self, Pool};
 use crate::goroutine::join::JoinHandle;
 use crate::goroutine::stack::StackArena;
@@ -44,6 +45,9 @@ pub(crate) struct Remote {
     pub(crate) parker: Parker,
     /// The worker's share of the goroutine count.
     pub(crate) counts: Counts,
+    /// The worker's counters for [`Runtime::metrics`](crate::Runtime::metrics); the worker
+    /// holds a clone.
+    pub(crate) stats: Arc<WorkerStats>,
 }
 
 /// Goroutines spawned and finished on one worker. Written only by that worker, with a load
@@ -122,6 +126,7 @@ impl Shared {
                 inbox: Injector::new(),
                 parker: Parker::new(),
                 counts: Counts::default(),
+                stats: Arc::default(),
             })
             .collect();
         Shared {
@@ -308,6 +313,17 @@ impl Shared {
                 .map(|r| r.counts.spawned.load(Ordering::Relaxed))
                 .sum::<u64>();
         usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
+    }
+
+    /// Goroutines ever spawned on this runtime (admitted ones: a refused spawn is not counted).
+    pub(crate) fn spawned(&self) -> u64 {
+        // Relaxed: a statistic; see `live` for the orderings that make counts exact.
+        self.external_spawned.load(Ordering::Relaxed)
+            + self
+                .remotes
+                .iter()
+                .map(|r| r.counts.spawned.load(Ordering::Relaxed))
+                .sum::<u64>()
     }
 
     /// Called by a worker that ran out of work, after its last count update: if no goroutine

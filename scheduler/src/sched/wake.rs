@@ -61,7 +61,9 @@ fn enqueue(task: TaskRef) {
         && std::ptr::eq(Arc::as_ptr(worker.shared()), header.shared)
         && worker.index() == home
     {
-        worker.push_woken(task);
+        // SAFETY: this thread is the goroutine's home worker.
+        let kind = unsafe { header.parked_as() };
+        worker.push_woken(task, kind);
         return;
     }
     // SAFETY: `header.shared` came from `Arc::as_ptr` of the runtime's Shared, and the runtime

@@ -29,6 +29,7 @@ use crossbeam_deque::{Steal, Worker};
 use super::context;
 use super::deadlock;
 use super::shared::{Shared, phase};
+use super::stats::{BlockKind, WorkerStats};
 use super::wake::unpark;
 use crate::goroutine::overflow;
 use crate::goroutine::stack::StackPool;
@@ -96,11 +97,19 @@ pub(crate) struct WorkerLocal {
     ids: Cell<(u64, u64)>,
     /// Stack reservations taken from the arena and not yet given to a goroutine.
     stack_budget: Cell<usize>,
+    /// This worker's counters (also in its [`Remote`](super::shared::Remote)), held directly
+    /// so that the hot paths reach them without indexing `remotes`.
+    stats: Arc<WorkerStats>,
+    /// Time spent awake before the current stretch, and when that stretch began (see
+    /// [`WorkerStats`]), in nanoseconds.
+    busy_ns: Cell<u64>,
+    awake_since: Cell<u64>,
 }
 
 impl WorkerLocal {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<TaskRef>) -> WorkerLocal {
         let stacks = StackPool::new(shared.stacks.clone());
+        let stats = shared.remotes[index].stats.clone();
         WorkerLocal {
             index,
             shared,
@@ -120,6 +129,9 @@ impl WorkerLocal {
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             ids: Cell::new((0, 0)),
             stack_budget: Cell::new(0),
+            stats,
+            busy_ns: Cell::new(0),
+            awake_since: Cell::new(0),
         }
     }
 
@@ -236,7 +248,9 @@ impl WorkerLocal {
 
     /// Queues a started goroutine of this worker that a goroutine of this worker woke: it runs
     /// next, and the one it displaces goes to the back of `ready`.
-    pub(crate) fn push_woken(&self, task: TaskRef) {
+    /// `kind` is what it was parked on (`Header::parked_as`), to count it out of that.
+    pub(crate) fn push_woken(&self, task: TaskRef, kind: BlockKind) {
+        self.stats.unparked(kind);
         if let Some(displaced) = self.runnext.replace(Some(task)) {
             self.ready.borrow_mut().push_back(displaced);
         }
@@ -245,6 +259,7 @@ impl WorkerLocal {
     /// The worker thread's body: runs goroutines until the runtime stops.
     pub(crate) fn run(&self) {
         let _context = context::enter(self);
+        self.awake_since.set(self.stats.awake(0));
         loop {
             if !self.cancel_seen.get() && self.shared.phase() >= phase::CANCELLING {
                 self.cancel_started();
@@ -273,6 +288,10 @@ impl WorkerLocal {
         }
         // SAFETY: the worker loop, between goroutines (`started` doc).
         debug_assert!(unsafe { (*self.started.get()).is_empty() });
+        self.busy_ns.set(
+            self.stats
+                .asleep(self.awake_since.get(), self.busy_ns.get(), false),
+        );
         // Callbacks still pending (a ticker, a context deadline) outlive the runtime's
         // goroutines: the process-wide timer thread takes them over.
         let global = timers::global_if_needed(&self.timers);
@@ -331,6 +350,8 @@ impl WorkerLocal {
         }
         let mut ready = self.ready.borrow_mut();
         while let Some(task) = steal_one(inbox) {
+            // SAFETY: only this worker's own goroutines are in its inbox.
+            self.stats.unparked(unsafe { task.header().parked_as() });
             ready.push_back(task);
         }
     }
@@ -387,9 +408,16 @@ impl WorkerLocal {
                 continue;
             }
             let stealer = &self.shared.remotes[victim].stealer;
+            let before = self.local.len();
             loop {
                 match stealer.steal_batch_and_pop(&self.local) {
-                    Steal::Success(task) => return Some(task),
+                    Steal::Success(task) => {
+                        // The batch landed in our deque (a thief may already have taken some
+                        // of it back: then the count is low, never high).
+                        let batch = self.local.len().saturating_sub(before);
+                        self.stats.stole(1 + batch);
+                        return Some(task);
+                    }
                     Steal::Empty => break,
                     Steal::Retry => continue,
                 }
@@ -422,11 +450,16 @@ impl WorkerLocal {
             || shared.phase() == phase::STOPPING;
         if !work_left {
             let next_timer = self.timers.borrow().next_deadline();
+            let busy = self
+                .stats
+                .asleep(self.awake_since.get(), self.busy_ns.get(), true);
+            self.busy_ns.set(busy);
             remote.parker.park(next_timer, || {
                 if deadlock::all_asleep(shared) {
                     shared.deadlock.stalled();
                 }
             });
+            self.awake_since.set(self.stats.awake(busy));
         }
         if shared.idle.after_wake(self.index) {
             self.searching.set(true);
@@ -520,6 +553,7 @@ impl WorkerLocal {
             coro,
             stack_limit,
         });
+        self.stats.set_started(started.len());
         Some(slot)
     }
 
@@ -533,12 +567,14 @@ impl WorkerLocal {
         // For the stack overflow handler: plain stores to a thread-local, cleared below.
         overflow::set_running(stack_limit, task.header().id);
         self.running_limit.set(stack_limit);
+        self.stats.set_running(true);
         *self.current.borrow_mut() = Some(task);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: as above; the goroutine's own code never touches its entry.
             unsafe { (*entry).coro.resume(()) }
         }));
         self.running_limit.set(0);
+        self.stats.set_running(false);
         overflow::clear_running();
         let task = self
             .current
@@ -587,8 +623,8 @@ impl WorkerLocal {
         }
     }
 
-    /// Marks a goroutine that suspended to park as PARKED. False if it was woken meanwhile:
-    /// the caller runs it again.
+    /// Marks a goroutine that suspended to park as PARKED, and counts it as blocked (on what it
+    /// said it waits for). False if it was woken meanwhile: the caller runs it again.
     fn try_park(&self, header: &Header) -> bool {
         // AcqRel: Release publishes our writes (the goroutine's, and the worker's) to the
         // waker that moves it out of PARKED; on failure, Acquire takes what the waker that set
@@ -603,6 +639,10 @@ impl WorkerLocal {
             )
             .is_ok()
         {
+            // Counted out by this worker when it takes the goroutine back (`push_woken`,
+            // `drain_inbox`), which comes after this on this thread.
+            // SAFETY: the worker loop of the goroutine's home worker.
+            self.stats.parked(unsafe { header.parked_as() });
             return true;
         }
         // Woken before it finished parking: clear the flag (an RMW, to keep the chain).
@@ -615,12 +655,19 @@ impl WorkerLocal {
         // SAFETY: the worker loop, between goroutines (`started` doc).
         let started = unsafe { &mut *self.started.get() };
         let finished = started.swap_remove(slot);
+        self.stats.set_started(started.len());
         if let Some(moved) = started.get(slot) {
             // SAFETY: every goroutine in `started` is alive (`Started::task` doc) and has
             // this worker, this thread, as its home.
             unsafe { (*moved.task).header().set_slot(slot) };
         }
         finished
+    }
+
+    /// A `join` by the running goroutine starts running a goroutine that had not started on
+    /// its own stack (`entering`), or is done with it.
+    pub(crate) fn count_inline(&self, entering: bool) {
+        self.stats.add_inline(if entering { 1 } else { -1 });
     }
 
     /// The lowest usable address of the running goroutine's stack.

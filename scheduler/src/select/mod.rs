@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::sched::stats::BlockKind;
 use crate::sync::locked::RawLock;
 use crate::sync::waiter::Waiter;
 
@@ -162,8 +163,9 @@ fn wait_deadline(mode: Mode) -> Result<Option<Instant>, ()> {
     }
 }
 
-/// [`select`] with a single arm, without the bookkeeping: plain `send` and `recv`.
-pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode) -> bool {
+/// [`select`] with a single arm, without the bookkeeping: plain `send` and `recv`. A goroutine
+/// that waits counts as blocked on `kind`.
+pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode, kind: BlockKind) -> bool {
     op.lock().lock();
     // SAFETY: the arm's lock is held from here to the matching `unlock` (the same for the
     // blocks below).
@@ -177,7 +179,7 @@ pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode) -> bool {
         unsafe { op.lock().unlock() };
         return false;
     };
-    let waiter = SelectWaiter(Waiter::for_current());
+    let waiter = SelectWaiter(Waiter::for_current(kind));
     // SAFETY: see above.
     unsafe {
         op.enqueue(&waiter, 0);
@@ -201,6 +203,16 @@ pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode) -> bool {
 /// no (more) waiting. The completed operation holds its outcome.
 #[doc(hidden)]
 pub fn select(ops: &mut [&mut dyn Selectable], mode: Mode) -> Option<usize> {
+    select_as(ops, mode, BlockKind::Select)
+}
+
+/// [`select`], for a wait that counts as blocked on `kind`: the crate's own selects of one
+/// operation and a context's `done` count as that operation.
+pub(crate) fn select_as(
+    ops: &mut [&mut dyn Selectable],
+    mode: Mode,
+    kind: BlockKind,
+) -> Option<usize> {
     let plan = Plan::new(ops);
     plan.lock(ops);
     for &i in &plan.poll {
@@ -214,7 +226,7 @@ pub fn select(ops: &mut [&mut dyn Selectable], mode: Mode) -> Option<usize> {
         plan.unlock(ops);
         return None;
     };
-    let waiter = SelectWaiter(Waiter::for_current());
+    let waiter = SelectWaiter(Waiter::for_current(kind));
     for &i in &plan.poll {
         // SAFETY: all arms' locks are held.
         unsafe { ops[i].enqueue(&waiter, i) };

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::locked::Locked;
 use super::mutex::{Mutex, MutexGuard};
 use super::waiter::{Waiter, WaiterQueue};
+use crate::sched::stats::BlockKind;
 
 /// Waits for a condition guarded by a [`Mutex`], Go's `sync.Cond`.
 ///
@@ -76,7 +77,7 @@ impl Condvar {
         deadline: Option<Instant>,
     ) -> (MutexGuard<'a, T>, bool) {
         let mutex: &'a Mutex<T> = MutexGuard::mutex(&guard);
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Sync);
         self.waiters.lock().push(&waiter, 0);
         drop(guard);
         let notified = waiter.wait_until(deadline).is_some();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::locked::Locked;
 use super::waiter::Waiter;
+use crate::sched::stats::BlockKind;
 
 /// The lock is held.
 const LOCKED: u8 = 1;
@@ -163,7 +164,7 @@ impl<T: ?Sized> Mutex<T> {
         let started = Instant::now();
         let mut requeue = false;
         loop {
-            let waiter = Waiter::for_current();
+            let waiter = Waiter::for_current(BlockKind::Sync);
             {
                 let mut queue = self.queue.lock();
                 let mut state = self.state.load(Ordering::Relaxed);

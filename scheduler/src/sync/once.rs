@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::locked::Locked;
 use super::waiter::Waiter;
+use crate::sched::stats::BlockKind;
 
 const EMPTY: u8 = 0;
 const RUNNING: u8 = 1;
@@ -140,7 +141,7 @@ impl<T> OnceLock<T> {
     }
 
     fn wait_while_running(&self) {
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Sync);
         {
             let mut waiters = self.waiters.lock();
             // Checked under the lock that `wake_all` takes after changing the state.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::locked::Locked;
 use super::waiter::Waiter;
+use crate::sched::stats::BlockKind;
 
 /// `state`: a writer holds the lock.
 const WRITER: usize = 1;
@@ -172,7 +173,7 @@ impl<T: ?Sized> RwLock<T> {
 
     #[cold]
     fn lock_slow(&self, write: bool) {
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Sync);
         {
             let mut queue = self.queue.lock();
             let mut state = self.state.load(Ordering::Relaxed);

@@ -9,7 +9,8 @@ use super::locked::{Locked, RawLock};
 use super::waiter::{Waiter, WaiterQueue};
 use crate::chan::RecvOp;
 use crate::context::{Context, ContextError};
-use crate::select::{Mode, SelectWaiter, Selectable, sealed, select, select_one};
+use crate::sched::stats::BlockKind;
+use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as, select_one};
 
 /// `state`: the wait queue may be non-empty, so releases must look at it.
 const WAITERS: usize = 1;
@@ -147,7 +148,11 @@ impl Semaphore {
         let done = ctx.done();
         let mut acquire = AcquireOp::new(self);
         let mut cancelled = RecvOp::new(&done);
-        match select(&mut [&mut acquire, &mut cancelled], Mode::Block) {
+        match select_as(
+            &mut [&mut acquire, &mut cancelled],
+            Mode::Block,
+            BlockKind::Sync,
+        ) {
             Some(0) => Ok(SemaphorePermit { sem: self }),
             _ => Err(ctx.err_or_canceled()),
         }
@@ -155,7 +160,8 @@ impl Semaphore {
 
     fn acquire_mode(&self, mode: Mode) -> Option<SemaphorePermit<'_>> {
         // `then`, not `then_some`: a permit built and dropped on failure would be released.
-        select_one(&mut AcquireOp::new(self), mode).then(|| SemaphorePermit { sem: self })
+        select_one(&mut AcquireOp::new(self), mode, BlockKind::Sync)
+            .then(|| SemaphorePermit { sem: self })
     }
 
     /// Adds `n` permits (for a semaphore used as a counter of available work), waking

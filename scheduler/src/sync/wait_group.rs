@@ -8,7 +8,8 @@ use super::locked::{Locked, RawLock};
 use super::waiter::{Waiter, WaiterQueue};
 use crate::JoinHandle;
 use crate::context::{Context, ContextError};
-use crate::select::{Mode, SelectWaiter, Selectable, sealed, select};
+use crate::sched::stats::BlockKind;
+use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as};
 
 /// A counter of outstanding work that goroutines and threads can wait on reaching zero.
 ///
@@ -123,7 +124,7 @@ impl WaitGroup {
     /// Blocks until the counter is zero. Returns at once if it is zero already.
     pub fn wait(&self) {
         if self.count() != 0 {
-            crate::select::select_one(&mut WaitOp::new(self), Mode::Block);
+            crate::select::select_one(&mut WaitOp::new(self), Mode::Block, BlockKind::WaitGroup);
         }
     }
 
@@ -151,7 +152,11 @@ impl WaitGroup {
         let done = ctx.done();
         let mut wait = WaitOp::new(self);
         let mut cancelled = crate::chan::RecvOp::new(&done);
-        match select(&mut [&mut wait, &mut cancelled], Mode::Block) {
+        match select_as(
+            &mut [&mut wait, &mut cancelled],
+            Mode::Block,
+            BlockKind::WaitGroup,
+        ) {
             Some(0) => Ok(()),
             _ => Err(ctx.err_or_canceled()),
         }

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use crate::goroutine::task::TaskRef;
 use crate::sched::context;
+use crate::sched::stats::BlockKind;
 
 /// `state` while the wait is open.
 const WAITING: usize = 0;
@@ -38,14 +39,18 @@ pub(crate) struct Waiter {
     /// visible to the waiter when it sees the notification.
     state: AtomicUsize,
     target: Target,
+    /// What a goroutine waiting here counts as blocked on while parked (see
+    /// [`BlockKind`]). Fixed at creation.
+    kind: BlockKind,
 }
 
 impl Waiter {
-    /// A waiter for the calling goroutine, or for the calling thread outside a goroutine.
+    /// A waiter for the calling goroutine, or for the calling thread outside a goroutine. A
+    /// goroutine parked on it counts as blocked on `kind` in the runtime's metrics.
     ///
     /// A goroutine that is unwinding a panic waits as a thread: it blocks its worker rather
     /// than suspend mid-unwind (see [`context::can_suspend`]).
-    pub(crate) fn for_current() -> Arc<Waiter> {
+    pub(crate) fn for_current(kind: BlockKind) -> Arc<Waiter> {
         let target = match context::current_task() {
             Some(task) if !thread::panicking() => Target::Goroutine(task),
             _ => Target::Thread(thread::current()),
@@ -53,6 +58,7 @@ impl Waiter {
         Arc::new(Waiter {
             state: AtomicUsize::new(WAITING),
             target,
+            kind,
         })
     }
 
@@ -133,7 +139,7 @@ impl Waiter {
                 // timer is dead.
                 let guard = EndOnUnwind(self);
                 while self.is_waiting() {
-                    context::park_current();
+                    context::park_current(self.kind);
                 }
                 std::mem::forget(guard);
             }
@@ -237,7 +243,7 @@ mod tests {
     fn notify_and_time_out_race_ends_the_wait_once() {
         let (mut notified, mut timed_out) = (0, 0);
         for _ in 0..ROUNDS {
-            let waiter = Waiter::for_current();
+            let waiter = Waiter::for_current(BlockKind::Other);
             let start = Barrier::new(2);
             let (by_notify, by_time_out) = thread::scope(|s| {
                 let notifier = s.spawn(|| {
@@ -268,7 +274,7 @@ mod tests {
 
     #[test]
     fn wait_until_a_deadline_times_out() {
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Other);
         let deadline = Instant::now() + Duration::from_millis(10);
         assert_eq!(waiter.wait_until(Some(deadline)), None);
         assert!(Instant::now() >= deadline);
@@ -281,7 +287,7 @@ mod tests {
 
     #[test]
     fn wait_until_a_past_deadline_still_sees_a_notification() {
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Other);
         assert!(waiter.notify(3));
         assert_eq!(waiter.wait_until(Some(Instant::now())), Some(3));
     }
@@ -293,7 +299,7 @@ mod tests {
             let (tx, rx) = mpsc::channel();
             thread::scope(|s| {
                 let blocked = s.spawn(|| {
-                    let waiter = Waiter::for_current();
+                    let waiter = Waiter::for_current(BlockKind::Other);
                     tx.send(waiter.clone()).unwrap();
                     // Odd rounds: the notification comes before the wait.
                     if round % 2 == 1 {
@@ -318,7 +324,9 @@ mod tests {
 
     #[test]
     fn notify_first_skips_waits_that_ended() {
-        let waiters: Vec<_> = (0..3).map(|_| Waiter::for_current()).collect();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| Waiter::for_current(BlockKind::Other))
+            .collect();
         let mut queue = WaiterQueue::new();
         for (token, waiter) in waiters.iter().enumerate() {
             queue.push(waiter, token + 10);
@@ -339,7 +347,10 @@ mod tests {
 
     #[test]
     fn withdraw_removes_only_that_waiter() {
-        let (a, b) = (Waiter::for_current(), Waiter::for_current());
+        let (a, b) = (
+            Waiter::for_current(BlockKind::Other),
+            Waiter::for_current(BlockKind::Other),
+        );
         let mut queue = WaiterQueue::new();
         queue.push(&a, 0);
         queue.push(&b, 1);
@@ -352,7 +363,9 @@ mod tests {
 
     #[test]
     fn take_all_then_notify_all_ends_every_wait() {
-        let waiters: Vec<_> = (0..3).map(|_| Waiter::for_current()).collect();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| Waiter::for_current(BlockKind::Other))
+            .collect();
         let mut queue = WaiterQueue::new();
         for (token, waiter) in waiters.iter().enumerate() {
             queue.push(waiter, token);
@@ -373,7 +386,7 @@ mod tests {
         thread::scope(|s| {
             for _ in 0..THREADS {
                 s.spawn(|| {
-                    let waiter = Waiter::for_current();
+                    let waiter = Waiter::for_current(BlockKind::Other);
                     queue.lock().push(&waiter, 0);
                     waiter.wait();
                     woken.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::chan::RecvOp;
 use crate::context::{Context, ContextError};
 use crate::sched::context;
+use crate::sched::stats::BlockKind;
 use crate::select::{Mode, select_one};
 use crate::sync::waiter::Waiter;
 
@@ -42,7 +43,7 @@ pub fn sleep(duration: Duration) {
 /// Sleeps until `deadline`; returns at once if it has passed.
 pub fn sleep_until(deadline: Instant) {
     if context::can_suspend() {
-        let waiter = Waiter::for_current();
+        let waiter = Waiter::for_current(BlockKind::Timer);
         // Nobody else knows this waiter, so only the deadline ends the wait.
         waiter.wait_until(Some(deadline));
     } else {
@@ -79,7 +80,7 @@ pub fn sleep_ctx(duration: Duration, ctx: &Context) -> Result<(), ContextError> 
     }
     let done = ctx.done();
     let mut cancelled = RecvOp::new(&done);
-    if select_one(&mut cancelled, Mode::after(duration)) {
+    if select_one(&mut cancelled, Mode::after(duration), BlockKind::Timer) {
         Err(ctx.err_or_canceled())
     } else {
         Ok(())

@@ -1,0 +1,273 @@
+//! [`Metrics`]: a snapshot of what a runtime's goroutines and workers are doing, for watching
+//! load and shedding it ([`Runtime::metrics`](crate::Runtime::metrics),
+//! [`metrics()`](crate::metrics())).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::sched::Shared;
+use crate::sched::stats::{BLOCK_KINDS, BlockKind};
+
+/// A snapshot of a runtime: how many goroutines there are and what they are doing, and what
+/// each worker has done. Taken by [`Runtime::metrics`](crate::Runtime::metrics), or by
+/// [`scheduler::metrics`](crate::metrics()) inside a goroutine.
+///
+/// # What adds up
+///
+/// Every goroutine that was spawned and has not finished ([`live`](Self::live)) is in exactly
+/// one of four states:
+///
+/// * **runnable** ([`runnable`](Self::runnable)): waiting in a queue for a worker: not
+///   started yet, in a worker's local queue or the global queue; or started and ready to
+///   run again (it yielded, or was woken and its worker took it back);
+/// * **running** ([`running`](Self::running)): a worker is running it right now;
+/// * **blocked** ([`blocked`](Self::blocked)): parked in one of this crate's blocking calls
+///   (a channel, a lock, a `WaitGroup`, a sleep, a `join`, a `select!`), counted by what it
+///   waits for;
+/// * **inline** ([`inline`](Self::inline)): run by a [`join`](crate::JoinHandle::join) on the
+///   stack of the goroutine that joined it, because it had not started yet. It runs, waits and
+///   queues together with its joiner, which is counted in one of the three states above.
+///
+/// So `live == runnable + running + blocked.total() + inline`, exactly, whenever no goroutine
+/// moves while the snapshot is taken: when the program is idle, or every goroutine waits.
+///
+/// A snapshot is not atomic: it reads each worker's counters in turn, without stopping
+/// anything. While goroutines are spawned, run, wake and finish, the sum may be off by the
+/// goroutines that moved during the reading, and these moments shift it too:
+///
+/// * a goroutine woken by another thread (a plain thread, or a goroutine of another worker)
+///   counts as blocked until its own worker picks it up, at its next look at its queues;
+/// * a goroutine that a `join` ran inline may leave a stale entry in a local queue, counted
+///   as runnable until a worker drops it (idle workers do, before they sleep);
+/// * a goroutine counts itself out of `live` as it finishes, a moment before its worker
+///   stops counting it as running.
+///
+/// A goroutine that waits on something outside this crate (a std lock, a blocking read, a
+/// `std::thread::sleep`) blocks its worker thread and counts as running.
+///
+/// Taking a snapshot costs a few loads per worker. Keeping the counts costs each worker a few
+/// instructions per resume, park and wake, on counters that only it writes: no shared cache
+/// line, no atomic read-modify-write.
+///
+/// # Examples
+///
+/// ```
+/// use scheduler::{Runtime, chan};
+///
+/// let rt = Runtime::builder().procs(2).build().unwrap();
+/// let (tx, rx) = chan::bounded::<u32>(0);
+/// let waiting = rt.spawn(move || rx.recv());
+/// // Wait until the receiver has parked and its worker is idle: then nothing moves, and
+/// // the snapshot is exact.
+/// let m = loop {
+///     let m = rt.metrics();
+///     if m.blocked.channel == 1 && m.running == 0 {
+///         break m;
+///     }
+///     std::thread::yield_now();
+/// };
+/// assert_eq!(m.live, 1);
+/// assert_eq!(m.live, m.runnable + m.running + m.blocked.total() + m.inline);
+/// assert_eq!(m.runnable, 0);
+/// assert!(m.spawned >= 1);
+/// tx.send(7).unwrap();
+/// assert_eq!(waiting.join().unwrap(), Ok(7));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Worker threads (procs) of the runtime.
+    pub procs: usize,
+    /// Goroutines spawned and not finished, as
+    /// [`Runtime::num_goroutines`](crate::Runtime::num_goroutines) counts them.
+    pub live: usize,
+    /// Goroutines waiting in a queue to run: the global queue ([`global_queue`](Self::global_queue))
+    /// plus every worker's [`local_queue`](WorkerMetrics::local_queue) and
+    /// [`ready_queue`](WorkerMetrics::ready_queue).
+    pub runnable: usize,
+    /// Goroutines running on a worker right now: the workers inside a goroutine.
+    pub running: usize,
+    /// Goroutines parked in a blocking call of this crate, by what they wait for.
+    pub blocked: BlockedGoroutines,
+    /// Goroutines that a `join` runs on its joiner's stack right now (see the type's doc).
+    pub inline: usize,
+    /// Goroutines ever spawned on the runtime (refused spawns do not count).
+    pub spawned: u64,
+    /// Goroutines spawned from outside the runtime that no worker has taken yet.
+    pub global_queue: usize,
+    /// Each worker's share, in worker order.
+    pub workers: Vec<WorkerMetrics>,
+    // A part of the runtime worth watching adds its field here (the struct is
+    // `#[non_exhaustive]`) and fills it in `snapshot`, reading it from where it lives.
+}
+
+/// Blocked goroutines by what they wait for: part of [`Metrics`].
+///
+/// A goroutine counts under the call it is parked in. Timed and context variants count
+/// under their operation: `recv_timeout` and `recv_ctx` as [`channel`](Self::channel),
+/// `sleep_ctx` as [`timer`](Self::timer), `WaitGroup::wait_ctx` as
+/// [`wait_group`](Self::wait_group).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockedGoroutines {
+    /// In a channel's `send` or `recv`.
+    pub channel: usize,
+    /// In `Mutex`, `RwLock`, `Condvar`, `Semaphore` or `OnceLock`.
+    pub sync: usize,
+    /// In `WaitGroup::wait`.
+    pub wait_group: usize,
+    /// In `sleep`, `sleep_until` or `sleep_ctx`.
+    pub timer: usize,
+    /// In `JoinHandle::join`.
+    pub join: usize,
+    /// In a `select!` that has no ready arm.
+    pub select: usize,
+    /// Anywhere else.
+    pub other: usize,
+}
+
+impl BlockedGoroutines {
+    /// All blocked goroutines.
+    pub fn total(&self) -> usize {
+        self.channel
+            + self.sync
+            + self.wait_group
+            + self.timer
+            + self.join
+            + self.select
+            + self.other
+    }
+
+    fn from_counts(counts: &[usize; BLOCK_KINDS]) -> BlockedGoroutines {
+        let n = |kind: BlockKind| counts[kind as usize];
+        BlockedGoroutines {
+            channel: n(BlockKind::Channel),
+            sync: n(BlockKind::Sync),
+            wait_group: n(BlockKind::WaitGroup),
+            timer: n(BlockKind::Timer),
+            join: n(BlockKind::Join),
+            select: n(BlockKind::Select),
+            other: n(BlockKind::Other),
+        }
+    }
+}
+
+/// One worker's part of [`Metrics`].
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct WorkerMetrics {
+    /// Goroutines not started yet in the worker's local queue (its work-stealing deque):
+    /// spawned by its goroutines, or stolen by it.
+    pub local_queue: usize,
+    /// Goroutines started on this worker that are ready to run again (they yielded, or were
+    /// woken and the worker took them back). They can only run here.
+    pub ready_queue: usize,
+    /// Whether a goroutine is running on the worker right now.
+    pub running: bool,
+    /// Goroutines started on this worker that are blocked.
+    pub blocked: usize,
+    /// Successful steals from other workers' local queues (taking from the global queue does
+    /// not count).
+    pub steals: u64,
+    /// Goroutines taken by those steals: about half of the victim's queue each time.
+    pub stolen: u64,
+    /// Times the worker thread went to sleep for lack of work.
+    pub parks: u64,
+    /// Time the worker thread spent awake: running goroutines, and looking for them between
+    /// its sleeps. Measured when it wakes and when it goes to sleep, not per goroutine.
+    pub busy: Duration, // A per-worker counter adds its field here, kept in `sched::stats::WorkerStats`.
+}
+
+/// Reads `shared`'s counters into a [`Metrics`].
+pub(crate) fn snapshot(shared: &Shared) -> Metrics {
+    let live = shared.live();
+    let global_queue = shared.injector.len();
+    let mut blocked = [0; BLOCK_KINDS];
+    let (mut runnable, mut running, mut inline) = (global_queue, 0, 0);
+    let workers = shared
+        .remotes
+        .iter()
+        .map(|remote| {
+            let stats = remote.stats.read();
+            let worker_blocked: usize = stats.blocked.iter().sum();
+            for (total, n) in blocked.iter_mut().zip(stats.blocked) {
+                *total += n;
+            }
+            // Each started goroutine of the worker is running, blocked, or queued in
+            // `runnext` or `ready` (see `WorkerStats`).
+            let ready_queue = stats
+                .started
+                .saturating_sub(usize::from(stats.running) + worker_blocked);
+            let local_queue = remote.stealer.len();
+            runnable += local_queue + ready_queue;
+            running += usize::from(stats.running);
+            inline += stats.inline;
+            WorkerMetrics {
+                local_queue,
+                ready_queue,
+                running: stats.running,
+                blocked: worker_blocked,
+                steals: stats.steals,
+                stolen: stats.stolen,
+                parks: stats.parks,
+                busy: Duration::from_nanos(stats.busy_ns),
+            }
+        })
+        .collect();
+    Metrics {
+        procs: shared.procs,
+        live,
+        runnable,
+        running,
+        blocked: BlockedGoroutines::from_counts(&blocked),
+        inline,
+        spawned: shared.spawned(),
+        global_queue,
+        workers,
+    }
+}
+
+/// A summary for people, a few lines long: the goroutine states, then one line per worker
+/// (`*` after the worker's index: it is running a goroutine). The layout may change; read the
+/// fields for anything a program decides on.
+impl fmt::Display for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.blocked;
+        writeln!(
+            f,
+            "goroutines: {} live = {} runnable + {} running + {} blocked + {} inline; {} spawned",
+            self.live,
+            self.runnable,
+            self.running,
+            b.total(),
+            self.inline,
+            self.spawned
+        )?;
+        writeln!(
+            f,
+            "blocked on: channel {}, sync {}, wait group {}, timer {}, join {}, select {}, other {}",
+            b.channel, b.sync, b.wait_group, b.timer, b.join, b.select, b.other
+        )?;
+        writeln!(f, "global queue: {}", self.global_queue)?;
+        write!(
+            f,
+            "{:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>12}",
+            "worker", "local", "ready", "blocked", "steals", "stolen", "parks", "busy"
+        )?;
+        for (index, w) in self.workers.iter().enumerate() {
+            write!(
+                f,
+                "\n{:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>12}",
+                format!("{index}{}", if w.running { "*" } else { "" }),
+                w.local_queue,
+                w.ready_queue,
+                w.blocked,
+                w.steals,
+                w.stolen,
+                w.parks,
+                format!("{:.3?}", w.busy)
+            )?;
+        }
+        Ok(())
+    }
+}
