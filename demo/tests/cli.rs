@@ -184,12 +184,13 @@ fn stats_prints_a_summary_on_stderr_and_leaves_stdout_unchanged() {
             "goroutines:",
             "blocked on:",
             "global queue:",
+            "blocking pool:",
             "steals",
             "busy",
         ] {
             assert!(stderr.contains(word), "--stats lacks {word}:\n{stderr}");
         }
-        let worker_rows = stderr.lines().count() - 5;
+        let worker_rows = stderr.lines().count() - 6;
         assert_eq!(
             worker_rows.to_string(),
             procs,

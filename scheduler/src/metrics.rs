@@ -97,6 +97,13 @@ pub struct Metrics {
     pub global_queue: usize,
     /// Each worker's share, in worker order.
     pub workers: Vec<WorkerMetrics>,
+    /// Threads of the [`spawn_blocking`](crate::spawn_blocking) pool: running a job or idle
+    /// (they retire after `Builder::blocking_keep_alive`).
+    pub blocking_threads: usize,
+    /// Threads of the pool running a job.
+    pub blocking_busy: usize,
+    /// Blocking jobs waiting for a thread (the pool is at `Builder::max_blocking_threads`).
+    pub blocking_queued: usize,
     // A part of the runtime worth watching adds its field here (the struct is
     // `#[non_exhaustive]`) and fills it in `snapshot`, reading it from where it lives.
 }
@@ -118,8 +125,11 @@ pub struct BlockedGoroutines {
     pub wait_group: usize,
     /// In `sleep`, `sleep_until` or `sleep_ctx`.
     pub timer: usize,
-    /// In `JoinHandle::join`.
+    /// In `JoinHandle::join` of a goroutine.
     pub join: usize,
+    /// In `JoinHandle::join` of a [`spawn_blocking`](crate::spawn_blocking) job: waiting for
+    /// the blocking-thread pool.
+    pub blocking: usize,
     /// In a `select!` that has no ready arm.
     pub select: usize,
     /// Anywhere else.
@@ -134,6 +144,7 @@ impl BlockedGoroutines {
             + self.wait_group
             + self.timer
             + self.join
+            + self.blocking
             + self.select
             + self.other
     }
@@ -146,6 +157,7 @@ impl BlockedGoroutines {
             wait_group: n(BlockKind::WaitGroup),
             timer: n(BlockKind::Timer),
             join: n(BlockKind::Join),
+            blocking: n(BlockKind::Blocking),
             select: n(BlockKind::Select),
             other: n(BlockKind::Other),
         }
@@ -182,6 +194,7 @@ pub struct WorkerMetrics {
 pub(crate) fn snapshot(shared: &Shared) -> Metrics {
     let live = shared.live();
     let global_queue = shared.injector.len();
+    let pool = shared.blocking.stats();
     let mut blocked = [0; BLOCK_KINDS];
     let (mut runnable, mut running, mut inline) = (global_queue, 0, 0);
     let workers = shared
@@ -224,6 +237,9 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         spawned: shared.spawned(),
         global_queue,
         workers,
+        blocking_threads: pool.threads,
+        blocking_busy: pool.busy,
+        blocking_queued: pool.queued,
     }
 }
 
@@ -245,10 +261,16 @@ impl fmt::Display for Metrics {
         )?;
         writeln!(
             f,
-            "blocked on: channel {}, sync {}, wait group {}, timer {}, join {}, select {}, other {}",
-            b.channel, b.sync, b.wait_group, b.timer, b.join, b.select, b.other
+            "blocked on: channel {}, sync {}, wait group {}, timer {}, join {}, blocking job {}, \
+             select {}, other {}",
+            b.channel, b.sync, b.wait_group, b.timer, b.join, b.blocking, b.select, b.other
         )?;
         writeln!(f, "global queue: {}", self.global_queue)?;
+        writeln!(
+            f,
+            "blocking pool: {} threads, {} busy, {} jobs queued",
+            self.blocking_threads, self.blocking_busy, self.blocking_queued
+        )?;
         write!(
             f,
             "{:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>12}",

@@ -45,11 +45,15 @@ fn try_spawn_fails_fast_at_the_limit_and_succeeds_once_one_finishes() {
             let mut held = held.into_iter();
             releases[0].send(()).unwrap();
             held.next().unwrap().join().unwrap();
-            let extra = scheduler::try_spawn(|| ()).expect("room for one");
+            // It holds until released, so that the runtime stays full while we look.
+            let (extra_tx, extra_rx) = chan::bounded::<()>(0);
+            let extra =
+                scheduler::try_spawn(move || extra_rx.recv().unwrap()).expect("room for one");
             assert!(matches!(
                 scheduler::try_spawn(|| ()),
                 Err(SpawnError::AtCapacity)
             ));
+            extra_tx.send(()).unwrap();
             extra.join().unwrap();
             for (tx, h) in releases[1..].iter().zip(held) {
                 tx.send(()).unwrap();

@@ -388,5 +388,46 @@ fn display_summarises_the_states_and_every_worker() {
     let text = rt.metrics().to_string();
     assert!(text.contains("live ="), "{text}");
     assert!(text.contains("blocked on: channel"), "{text}");
-    assert_eq!(text.lines().count(), 4 + 3, "{text}");
+    assert!(text.contains("blocking pool: 0 threads"), "{text}");
+    assert_eq!(text.lines().count(), 5 + 3, "{text}");
+}
+
+#[test]
+fn goroutines_waiting_for_blocking_jobs_and_the_pool_are_counted() {
+    watchdog("blocking-pool metrics", HANG_LIMIT, || {
+        let rt = Runtime::builder()
+            .procs(2)
+            .max_blocking_threads(2)
+            .build()
+            .unwrap();
+        // Three jobs hold until released: two run (the pool's maximum), one waits in the queue.
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(std::sync::Mutex::new(release_rx));
+        let joiners: Vec<_> = (0..3)
+            .map(|_| {
+                let rx = release_rx.clone();
+                rt.spawn(move || {
+                    scheduler::spawn_blocking(move || rx.lock().unwrap().recv().unwrap())
+                        .join()
+                        .unwrap()
+                })
+            })
+            .collect();
+        let m = settle(&rt, "three goroutines wait for jobs", |m| {
+            m.blocked.blocking == 3 && m.blocking_busy == 2 && m.blocking_queued == 1
+        });
+        assert_eq!(m.blocking_threads, 2, "{m}");
+        assert_eq!(m.blocked.join, 0, "{m}");
+        assert_adds_up(&m);
+        for _ in 0..3 {
+            release_tx.send(()).unwrap();
+        }
+        for joiner in joiners {
+            joiner.join().unwrap();
+        }
+        let m = settle(&rt, "the jobs are done", |m| {
+            m.blocked.total() == 0 && m.blocking_busy == 0 && m.live == 0
+        });
+        assert_eq!(m.blocking_queued, 0, "{m}");
+    });
 }

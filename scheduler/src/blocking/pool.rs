@@ -115,7 +115,6 @@ impl Pool {
     }
 
     /// Threads alive, threads busy, jobs queued.
-    #[cfg_attr(not(test), allow(dead_code, reason = "read by the runtime's metrics"))]
     pub(crate) fn stats(&self) -> PoolStats {
         let state = self.state.lock();
         PoolStats {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
 
-use super::task::{INLINE, Joinable, NO_HOME};
+use super::task::{BLOCKING, INLINE, Joinable, NO_HOME};
 use crate::sched::context;
 use crate::sched::stats::BlockKind;
 use crate::sync::waiter::Waiter;
@@ -58,17 +58,18 @@ impl JoinState {
         }
     }
 
-    /// Blocks the current goroutine (or thread) until [`complete`](Self::complete).
-    fn wait(&self) {
+    /// Blocks the current goroutine (or thread) until [`complete`](Self::complete); a parked
+    /// goroutine counts as blocked in `kind`.
+    fn wait(&self, kind: BlockKind) {
         if !self.is_complete() {
-            self.announce_and_wait();
+            self.announce_and_wait(kind);
         }
     }
 
     /// The slow path of [`wait`](Self::wait): stores a waiter, announces it, and blocks
     /// unless the goroutine completed meanwhile.
-    fn announce_and_wait(&self) {
-        let waiter = Waiter::for_current(BlockKind::Join);
+    fn announce_and_wait(&self, kind: BlockKind) {
+        let waiter = Waiter::for_current(kind);
         // SAFETY: only the joiner (us: the JoinHandle is unique) writes here, and before
         // WAITING is set nobody else reads it.
         unsafe { *self.waiter.get() = Some(waiter.clone()) };
@@ -121,7 +122,13 @@ impl<T> JoinHandle<T> {
     /// unwound, and its `join` returns `Err` with a [`Cancelled`](crate::Cancelled) payload.
     pub fn join(self) -> thread::Result<T> {
         self.run_inline_if_unstarted();
-        self.task.join_state().wait();
+        // A blocking job's handle waits for the pool, a goroutine's for the goroutine.
+        let kind = if self.task.header().home.load(Ordering::Relaxed) == BLOCKING {
+            BlockKind::Blocking
+        } else {
+            BlockKind::Join
+        };
+        self.task.join_state().wait(kind);
         // SAFETY: `wait` returned, so completion was observed with Acquire; `self` is consumed,
         // so the result is taken once.
         unsafe { self.task.take_result() }
@@ -207,7 +214,7 @@ mod tests {
                 unsafe { result.set(42) };
                 state.complete();
             });
-            state.wait();
+            state.wait(BlockKind::Join);
             assert!(state.is_complete());
             // SAFETY: written before COMPLETE, which `wait` acquired.
             let read = unsafe { result.get() };
@@ -230,7 +237,7 @@ mod tests {
         assert!(!state.is_complete());
         state.complete();
         assert!(state.is_complete());
-        state.wait();
+        state.wait(BlockKind::Join);
         // SAFETY: no other thread; nothing was stored (the joiner saw COMPLETE first).
         assert!(unsafe { (*state.waiter.get()).is_none() });
     }
@@ -253,7 +260,7 @@ mod tests {
         state.complete();
         // What `wait` does when the completion comes between its first look and its
         // announcement: it must see COMPLETE and take its waiter back instead of blocking.
-        state.announce_and_wait();
+        state.announce_and_wait(BlockKind::Join);
         // SAFETY: no other thread uses the state.
         assert!(unsafe { (*state.waiter.get()).is_none() });
     }

@@ -38,12 +38,14 @@ pub(crate) enum BlockKind {
     Join = 4,
     /// A `select!` of the caller's own arms.
     Select = 5,
+    /// `JoinHandle::join` of a `spawn_blocking` job.
+    Blocking = 6,
     /// Anything else.
-    Other = 6,
+    Other = 7,
 }
 
 /// How many [`BlockKind`]s there are.
-pub(crate) const BLOCK_KINDS: usize = 7;
+pub(crate) const BLOCK_KINDS: usize = 8;
 
 /// One worker's counters. Written only by the owning worker thread (the worker loop, or a
 /// goroutine it runs), each with a load and a store; read by anyone taking a snapshot.
