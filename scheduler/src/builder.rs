@@ -3,9 +3,11 @@
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use crate::goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 use crate::runtime::Runtime;
+use crate::sched::monitor::DEFAULT_TIME_SLICE;
 
 /// The most worker threads a runtime may have.
 pub const MAX_PROCS: usize = 4096;
@@ -30,6 +32,7 @@ pub const PROCS_ENV: &str = "SCHEDULER_PROCS";
 pub struct Builder {
     procs: Option<usize>,
     stack_size: usize,
+    time_slice: Duration,
 }
 
 impl Default for Builder {
@@ -40,11 +43,13 @@ impl Default for Builder {
 
 impl Builder {
     /// Default settings: procs from `SCHEDULER_PROCS`, else the number of CPUs this process
-    /// may use; stacks of [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE).
+    /// may use; stacks of [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE); a time slice of
+    /// 10 ms.
     pub fn new() -> Builder {
         Builder {
             procs: None,
             stack_size: DEFAULT_STACK_SIZE,
+            time_slice: DEFAULT_TIME_SLICE,
         }
     }
 
@@ -67,6 +72,53 @@ impl Builder {
         self
     }
 
+    /// How long a goroutine may run without suspending before the runtime's monitor asks it
+    /// to yield at its next [`checkpoint`](crate::checkpoint) (Go's 10 ms preemption slice).
+    /// `build` rejects zero.
+    ///
+    /// The monitor thread looks at the workers every half slice while any of them is awake, so
+    /// a goroutine that calls `checkpoint` in its loop yields after one to one and a half
+    /// slices (later if the OS is slow to run the monitor); when every worker is idle, the
+    /// monitor sleeps until one wakes up. The same look notices a worker stuck for a slice
+    /// with goroutines that have not started in its queue, and wakes an idle worker to take
+    /// them. A shorter slice makes loops with checkpoints share their worker more finely at
+    /// the cost of more wake-ups of the monitor; it never interrupts code between checkpoints.
+    /// Default: 10 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = scheduler::Runtime::builder()
+    ///     .procs(1)
+    ///     .time_slice(Duration::from_millis(2))
+    ///     .build()
+    ///     .expect("valid settings");
+    /// // On one proc, a loop with checkpoints lets the other goroutine run.
+    /// let turns = rt.block_on(|| {
+    ///     let (tx, rx) = scheduler::chan::bounded(1);
+    ///     scheduler::spawn(move || tx.send("the other goroutine ran").unwrap());
+    ///     let mut turns = 0_u64;
+    ///     loop {
+    ///         if let Ok(msg) = rx.try_recv() {
+    ///             assert_eq!(msg, "the other goroutine ran");
+    ///             return turns;
+    ///         }
+    ///         turns += 1;
+    ///         scheduler::checkpoint(); // yields here once the slice is used up
+    ///     }
+    /// });
+    /// assert!(turns > 0);
+    ///
+    /// let err = scheduler::Runtime::builder().time_slice(Duration::ZERO).build();
+    /// assert!(matches!(err, Err(scheduler::BuildError::ZeroTimeSlice)));
+    /// ```
+    pub fn time_slice(mut self, slice: Duration) -> Builder {
+        self.time_slice = slice;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -86,7 +138,10 @@ impl Builder {
         if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&self.stack_size) {
             return Err(BuildError::StackSize(self.stack_size));
         }
-        Runtime::start(procs, self.stack_size).map_err(BuildError::Thread)
+        if self.time_slice.is_zero() {
+            return Err(BuildError::ZeroTimeSlice);
+        }
+        Runtime::start(procs, self.stack_size, self.time_slice).map_err(BuildError::Thread)
     }
 }
 
@@ -117,8 +172,10 @@ pub enum BuildError {
     ProcsEnv(String),
     /// A stack size outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
     StackSize(usize),
-    /// A worker thread could not be started, or its signal stack (for reporting stack
-    /// overflows) could not be mapped.
+    /// `time_slice(Duration::ZERO)`: the monitor needs a positive slice.
+    ZeroTimeSlice,
+    /// A worker thread or the monitor thread could not be started, or a worker's signal stack
+    /// (for reporting stack overflows) could not be mapped.
     Thread(io::Error),
 }
 
@@ -138,6 +195,9 @@ impl fmt::Display for BuildError {
                 "scheduler: stack size must be between {MIN_STACK_SIZE} and {MAX_STACK_SIZE} \
                  bytes, got {n}"
             ),
+            BuildError::ZeroTimeSlice => {
+                write!(f, "scheduler: time slice must be longer than zero")
+            }
             BuildError::Thread(err) => {
                 write!(f, "scheduler: cannot start a worker thread: {err}")
             }

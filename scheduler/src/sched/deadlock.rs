@@ -11,13 +11,15 @@
 //!    global queue, the deques, the inboxes), and no worker has a timer pending;
 //! 3. the process-wide timer thread, if it was started, has no live timer pending and is not
 //!    firing one;
-//! 4. the process has no other thread than the runtime's workers, the thread in `block_on`
-//!    and the timer thread.
+//! 4. the process has no other thread than the runtime's workers, its monitor, the thread in
+//!    `block_on` and the timer thread.
 //!
 //! Then nothing can ever run again: a goroutine is woken only by a goroutine, a timer or a
 //! thread, and every one of them is asleep for good or absent. Condition 4 is what stands in
 //! for "nobody outside holds a handle": a handle held outside is held by some thread, and a
-//! thread that does not exist cannot use it (only a running thread could start one). It is
+//! thread that does not exist cannot use it (only a running thread could start one). The
+//! monitor wakes a worker only for goroutines queued behind a worker that runs one, and with
+//! every worker asleep none runs; it holds no handle of any goroutine. It is
 //! conservative: any other thread in the process (another runtime's workers, a thread that
 //! only logs) turns detection off, so a program that only *might* be woken from outside is
 //! never declared deadlocked. Goroutines blocked in something other than this crate's
@@ -137,7 +139,8 @@ pub(crate) fn all_asleep(shared: &Shared) -> bool {
 
 /// Checks the rule of the module doc. Called by the `block_on` thread.
 pub(crate) fn is_deadlocked(shared: &Shared) -> bool {
-    let expected_threads = shared.procs + 1 + usize::from(timers::global_started());
+    // The workers, the monitor, the caller, and the timer thread if it was started.
+    let expected_threads = shared.procs + 2 + usize::from(timers::global_started());
     if thread_count() != Some(expected_threads) || !timers::global_idle() {
         return false;
     }

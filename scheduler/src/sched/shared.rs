@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Stealer};
 use parking_lot::{Condvar, Mutex};
@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex};
 use super::context;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
+use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
 use crate::goroutine::join::JoinHandle;
 use crate::goroutine::stack::StackArena;
@@ -42,6 +43,9 @@ pub(crate) struct Remote {
     pub(crate) parker: Parker,
     /// The worker's share of the goroutine count.
     pub(crate) counts: Counts,
+    /// The worker's progress, as the monitor sees it, and the monitor's yield requests. The
+    /// worker keeps a clone of the `Arc`, so its resume path reaches it in one load.
+    pub(crate) activity: Arc<Activity>,
 }
 
 /// Goroutines spawned and finished on one worker. Written only by that worker, with a load
@@ -98,10 +102,17 @@ pub(crate) struct Shared {
     pub(crate) deadlock: Deadlock,
     /// Set while a goroutine waits for a stack that sits in some worker's cache.
     stack_flush: AtomicBool,
+    /// The monitor thread's settings, sleep and counters.
+    pub(crate) monitor: Monitor,
 }
 
 impl Shared {
-    pub(crate) fn new(procs: usize, stack_size: usize, stealers: Vec<Stealer<TaskRef>>) -> Shared {
+    pub(crate) fn new(
+        procs: usize,
+        stack_size: usize,
+        time_slice: Duration,
+        stealers: Vec<Stealer<TaskRef>>,
+    ) -> Shared {
         let remotes = stealers
             .into_iter()
             .map(|stealer| Remote {
@@ -109,6 +120,7 @@ impl Shared {
                 inbox: Injector::new(),
                 parker: Parker::new(),
                 counts: Counts::default(),
+                activity: Arc::default(),
             })
             .collect();
         Shared {
@@ -126,6 +138,7 @@ impl Shared {
             all_done_cv: Condvar::new(),
             deadlock: Deadlock::default(),
             stack_flush: AtomicBool::new(false),
+            monitor: Monitor::new(time_slice),
         }
     }
 
@@ -308,11 +321,17 @@ impl Shared {
         self.phase.load(Ordering::Acquire)
     }
 
-    /// Moves to `phase` and wakes every worker so it notices.
+    /// Moves to `phase` and wakes every worker, and the monitor, so they notice.
     pub(crate) fn set_phase(&self, phase: u8) {
         self.phase.store(phase, Ordering::Release);
         for index in 0..self.remotes.len() {
             self.unpark_worker(index);
         }
+        self.monitor.wake();
+    }
+
+    /// How many times the monitor asked a goroutine that ran for a whole time slice to yield.
+    pub(crate) fn preemption_requests(&self) -> u64 {
+        self.monitor.preemption_requests()
     }
 }
