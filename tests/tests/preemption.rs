@@ -131,7 +131,10 @@ fn goroutines_spawned_by_a_goroutine_that_blocks_its_thread_run_on_the_other_wor
                     scheduler::spawn(move || tx.send((i, thread::current().id())).unwrap());
                 }
                 // Blocks the OS thread, so only the other worker can run them, and only they
-                // can end this wait: if nobody takes them, the watchdog fails the test.
+                // can end this wait: if nobody takes them, the watchdog fails the test. The
+                // spawns themselves wake the other worker; goroutines that reach the deque
+                // without such a wake are the monitor's to announce (the unit test in
+                // `sched/monitor.rs` strands some on purpose).
                 let mut seen: Vec<u32> = (0..8)
                     .map(|_| {
                         let (i, ran_on) = rx.recv().unwrap();
