@@ -35,8 +35,9 @@ const HOG: Duration = Duration::from_millis(300);
 const GAP_LIMIT: Duration = Duration::from_millis(2 * SLICE_MS + 60);
 
 /// How much CPU time an idle runtime may use in a second. Measured: under 0.35 ms for the
-/// whole process, also with both cores saturated by other processes; a monitor that kept
-/// ticking while idle would still fit, so this only catches a thread that spins or polls fast.
+/// whole process, also with both cores saturated by other processes; with a monitor that kept
+/// ticking every half slice while idle, about 12 ms in a debug build. The count of context
+/// switches in the same test checks the sleeping itself, whatever the build.
 const IDLE_CPU_LIMIT: Duration = Duration::from_millis(5);
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -192,26 +193,59 @@ fn process_cpu_time() -> Duration {
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
+/// How many times the runtime's threads (named `scheduler-...`) have been switched out so far:
+/// the sum of their context switches, from `/proc/self/task/*/status`. A thread that sleeps
+/// adds nothing; one that wakes every few milliseconds adds one per wake-up.
+fn runtime_thread_switches() -> u64 {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("cannot read /proc/self/task");
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            if !name.starts_with("scheduler-") {
+                return None;
+            }
+            let status = std::fs::read_to_string(path.join("status")).ok()?;
+            let switches = status
+                .lines()
+                .filter(|line| line.contains("ctxt_switches:"))
+                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+            Some(switches)
+        })
+        .sum()
+}
+
 #[test]
 fn an_idle_runtime_uses_no_measurable_cpu() {
     let _serial = serial();
     // The whole process's CPU time: it holds the runtime's workers and monitor, this thread
     // (asleep) and the harness's threads (waiting for this test, the only one running: see
     // `serial`). Counting everything also catches a busy thread we did not think of.
-    let used = watchdog("idle runtime", HANG_LIMIT, || {
+    let (used, switches) = watchdog("idle runtime", HANG_LIMIT, || {
         let rt = Runtime::builder().procs(2).build().unwrap();
         // Every thread has started and the workers have run out of work.
         rt.block_on(|| scheduler::spawn(|| ()).join().unwrap());
-        let before = process_cpu_time();
+        // The switch counts are read outside the CPU time window: reading /proc costs CPU.
+        let switches_before = runtime_thread_switches();
+        let cpu_before = process_cpu_time();
         // The workload: one second of nothing to do.
         thread::sleep(Duration::from_secs(1));
-        let used = process_cpu_time() - before;
+        let used = process_cpu_time() - cpu_before;
+        let switches = runtime_thread_switches() - switches_before;
         drop(rt);
-        used
+        (used, switches)
     });
     assert!(
         used < IDLE_CPU_LIMIT,
         "an idle runtime used {used:?} of CPU in one second (limit {IDLE_CPU_LIMIT:?})"
+    );
+    // Right after `block_on` the workers park and the monitor finishes the tick it was in
+    // (a handful of switches, measured up to 6); then all sleep until there is work. A
+    // monitor that kept ticking would add 200 in this second.
+    assert!(
+        switches <= 20,
+        "the idle runtime's threads were switched out {switches} times in one second"
     );
 }
 
