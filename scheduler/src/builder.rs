@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::blocking;
 use crate::goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 use crate::runtime::Runtime;
+use crate::sched::monitor::DEFAULT_TIME_SLICE;
 
 /// The most worker threads a runtime may have.
 pub const MAX_PROCS: usize = 4096;
@@ -34,6 +35,7 @@ pub struct Builder {
     stack_size: usize,
     max_goroutines: Option<usize>,
     blocking: blocking::Config,
+    time_slice: Duration,
 }
 
 impl Default for Builder {
@@ -44,14 +46,15 @@ impl Default for Builder {
 
 impl Builder {
     /// Default settings: procs from `SCHEDULER_PROCS`, else the number of CPUs this process
-    /// may use; stacks of [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE); at most 512
-    /// blocking threads, each kept 10 seconds when idle.
+    /// may use; stacks of [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE); a time slice of
+    /// 10 ms; at most 512 blocking threads, each kept 10 seconds when idle.
     pub fn new() -> Builder {
         Builder {
             procs: None,
             stack_size: DEFAULT_STACK_SIZE,
             max_goroutines: None,
             blocking: blocking::Config::default(),
+            time_slice: DEFAULT_TIME_SLICE,
         }
     }
 
@@ -136,6 +139,53 @@ impl Builder {
         self
     }
 
+    /// How long a goroutine may run without suspending before the runtime's monitor asks it
+    /// to yield at its next [`checkpoint`](crate::checkpoint) (Go's 10 ms preemption slice).
+    /// `build` rejects zero.
+    ///
+    /// The monitor thread looks at the workers every half slice while any of them is awake, so
+    /// a goroutine that calls `checkpoint` in its loop yields after one to one and a half
+    /// slices (later if the OS is slow to run the monitor); when every worker is idle, the
+    /// monitor sleeps until one wakes up. The same look notices a worker stuck for a slice
+    /// with goroutines that have not started in its queue, and wakes an idle worker to take
+    /// them. A shorter slice makes loops with checkpoints share their worker more finely at
+    /// the cost of more wake-ups of the monitor; it never interrupts code between checkpoints.
+    /// Default: 10 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = scheduler::Runtime::builder()
+    ///     .procs(1)
+    ///     .time_slice(Duration::from_millis(2))
+    ///     .build()
+    ///     .expect("valid settings");
+    /// // On one proc, a loop with checkpoints lets the other goroutine run.
+    /// let turns = rt.block_on(|| {
+    ///     let (tx, rx) = scheduler::chan::bounded(1);
+    ///     scheduler::spawn(move || tx.send("the other goroutine ran").unwrap());
+    ///     let mut turns = 0_u64;
+    ///     loop {
+    ///         if let Ok(msg) = rx.try_recv() {
+    ///             assert_eq!(msg, "the other goroutine ran");
+    ///             return turns;
+    ///         }
+    ///         turns += 1;
+    ///         scheduler::checkpoint(); // yields here once the slice is used up
+    ///     }
+    /// });
+    /// assert!(turns > 0);
+    ///
+    /// let err = scheduler::Runtime::builder().time_slice(Duration::ZERO).build();
+    /// assert!(matches!(err, Err(scheduler::BuildError::ZeroTimeSlice)));
+    /// ```
+    pub fn time_slice(mut self, slice: Duration) -> Builder {
+        self.time_slice = slice;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -161,8 +211,17 @@ impl Builder {
         if self.blocking.max_threads == 0 {
             return Err(BuildError::ZeroBlockingThreads);
         }
-        Runtime::start(procs, self.stack_size, self.max_goroutines, self.blocking)
-            .map_err(BuildError::Thread)
+        if self.time_slice.is_zero() {
+            return Err(BuildError::ZeroTimeSlice);
+        }
+        Runtime::start(
+            procs,
+            self.stack_size,
+            self.max_goroutines,
+            self.blocking,
+            self.time_slice,
+        )
+        .map_err(BuildError::Thread)
     }
 }
 
@@ -197,8 +256,10 @@ pub enum BuildError {
     ZeroMaxGoroutines,
     /// `max_blocking_threads(0)`: blocking jobs need at least one thread.
     ZeroBlockingThreads,
-    /// A worker thread could not be started, or its signal stack (for reporting stack
-    /// overflows) could not be mapped.
+    /// `time_slice(Duration::ZERO)`: the monitor needs a positive slice.
+    ZeroTimeSlice,
+    /// A worker thread or the monitor thread could not be started, or a worker's signal stack
+    /// (for reporting stack overflows) could not be mapped.
     Thread(io::Error),
 }
 
@@ -226,6 +287,9 @@ impl fmt::Display for BuildError {
                 f,
                 "scheduler: max_blocking_threads must be at least 1, got 0"
             ),
+            BuildError::ZeroTimeSlice => {
+                write!(f, "scheduler: time slice must be longer than zero")
+            }
             BuildError::Thread(err) => {
                 write!(f, "scheduler: cannot start a worker thread: {err}")
             }

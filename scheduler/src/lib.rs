@@ -35,10 +35,12 @@
 //! * A goroutine that has started never changes thread (thread-locals, `RefCell` borrows and
 //!   `!Send` values across a blocking call are sound); only goroutines that have not started
 //!   yet are stolen by idle workers. See `docs/design.md` and `docs/caveats.md`.
-//! * Goroutines are not preempted: one that computes for a long time without blocking or
-//!   calling [`yield_now`] keeps its worker. Code that blocks the OS thread (std locks held for
-//!   long, blocking I/O, `std::thread::sleep`) blocks every goroutine queued on that worker:
-//!   run it with [`spawn_blocking`], on a pool of threads of its own, and `join` it.
+//! * Goroutines are not preempted at arbitrary points: one that computes for a long time
+//!   without blocking, calling [`yield_now`] or calling [`checkpoint`] keeps its worker. Each
+//!   runtime's monitor thread asks a goroutine that has run for a time slice (10 ms) to yield
+//!   at its next `checkpoint`. Code that blocks the OS thread (std locks held for long,
+//!   blocking I/O, `std::thread::sleep`) blocks every started goroutine of that worker: run it
+//!   with [`spawn_blocking`], on a pool of threads of its own, and `join` it.
 //!
 //! # Integrity
 //!
@@ -245,6 +247,55 @@ pub fn yield_now() {
     if !sched::context::yield_current() {
         std::thread::yield_now();
     }
+}
+
+/// A preemption point for long computations: yields, as [`yield_now`] does, if the runtime's
+/// monitor asked the calling goroutine to, and otherwise returns at once.
+///
+/// The monitor asks a goroutine that has run for a whole time slice
+/// ([`Builder::time_slice`], 10 ms by default) without suspending. Sprinkle `checkpoint` in
+/// CPU-bound loops, where Go would preempt the goroutine by a signal: on the fast path it
+/// costs a few loads, one of them a Relaxed atomic load, and no write, so calling it every
+/// few microseconds of work is fine. A goroutine that suspends anyway (it blocks, yields or
+/// sleeps through this crate) has its pending request dropped, so it never yields twice for
+/// one request. Outside a goroutine, and in a goroutine that is unwinding a panic, it does
+/// nothing.
+///
+/// # Examples
+///
+/// On one proc, a loop that never blocks still lets the other goroutines run:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// rt.block_on(|| {
+///     let done = Arc::new(AtomicBool::new(false));
+///     let flag = done.clone();
+///     // Queued on this worker; it can only run when the loop below yields.
+///     scheduler::spawn(move || flag.store(true, Ordering::Relaxed));
+///     let mut work = 0_u64;
+///     while !done.load(Ordering::Relaxed) {
+///         work = work.wrapping_mul(31).wrapping_add(7); // some computation
+///         scheduler::checkpoint(); // yields once the time slice is used up
+///     }
+///     std::hint::black_box(work);
+/// });
+/// ```
+#[inline]
+pub fn checkpoint() {
+    if sched::context::preemption_requested() {
+        preempted();
+    }
+}
+
+/// `checkpoint`'s slow path, out of line so that loops inline only the check.
+#[cold]
+#[inline(never)]
+fn preempted() {
+    // A goroutine that is unwinding does not suspend: `yield_current` then does nothing.
+    sched::context::yield_current();
 }
 
 /// The number of worker threads of the runtime running the caller (`GOMAXPROCS`).

@@ -17,6 +17,7 @@ use crate::goroutine::task::TaskRef;
 use crate::metrics::{self, Metrics};
 use crate::sched::context;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
+use crate::sched::monitor;
 use crate::sched::shared::{Shared, phase};
 use crate::sched::worker::WorkerLocal;
 use crate::spawn_error::SpawnError;
@@ -71,6 +72,7 @@ impl Runtime {
         stack_size: usize,
         max_goroutines: Option<usize>,
         blocking: blocking::Config,
+        time_slice: Duration,
     ) -> io::Result<Runtime> {
         let locals: Vec<Worker<TaskRef>> = (0..procs).map(|_| Worker::new_lifo()).collect();
         let stealers = locals.iter().map(Worker::stealer).collect();
@@ -80,10 +82,11 @@ impl Runtime {
             stealers,
             max_goroutines,
             blocking,
+            time_slice,
         ));
         let mut runtime = Runtime {
             shared: shared.clone(),
-            threads: Vec::with_capacity(procs),
+            threads: Vec::with_capacity(procs + 1),
         };
         // A goroutine that overflows its stack is reported by this handler, which runs on each
         // worker's own signal stack.
@@ -100,6 +103,12 @@ impl Runtime {
             // On error, `runtime` drops here and stops the workers started so far.
             runtime.threads.push(thread);
         }
+        // The monitor exits when the phase reaches STOPPING, so it is joined with the workers.
+        let monitor_shared = shared.clone();
+        let thread = thread::Builder::new()
+            .name("scheduler-monitor".to_owned())
+            .spawn(move || monitor::run(monitor_shared))?;
+        runtime.threads.push(thread);
         Ok(runtime)
     }
 
@@ -298,6 +307,38 @@ impl Runtime {
         metrics::snapshot(&self.shared)
     }
 
+    /// How many times the runtime's monitor found a goroutine that had run for a whole
+    /// [time slice](Builder::time_slice) without suspending, and asked it to yield at its
+    /// next [`checkpoint`](crate::checkpoint). A goroutine that never calls `checkpoint` is
+    /// counted all the same (once per run between two suspensions), though it keeps its
+    /// worker: a count that keeps growing points at a loop that needs checkpoints.
+    ///
+    /// A worker thread that the OS deschedules for a whole slice in the middle of a goroutine
+    /// counts too, so treat the number as a hint, not as an exact count of busy loops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let rt = scheduler::Runtime::builder()
+    ///     .procs(1)
+    ///     .time_slice(Duration::from_millis(5))
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(|| {
+    ///     // 50 ms of computing without a checkpoint or a suspension point.
+    ///     let start = Instant::now();
+    ///     while start.elapsed() < Duration::from_millis(50) {
+    ///         std::hint::spin_loop();
+    ///     }
+    /// });
+    /// println!("{} preemption request(s)", rt.preemption_requests()); // usually 1
+    /// ```
+    pub fn preemption_requests(&self) -> u64 {
+        self.shared.preemption_requests()
+    }
+
     /// Waits up to `timeout` for every goroutine to finish, then stops the workers.
     ///
     /// From the call on, the runtime admits no new goroutine: [`try_spawn`](Self::try_spawn)
@@ -310,7 +351,9 @@ impl Runtime {
     /// dropped, and those blocked in this crate's primitives are unwound from their suspension
     /// point (their destructors run; their `join` returns `Err` with a
     /// [`Cancelled`](crate::Cancelled) payload). A goroutine busy in code that never yields or
-    /// blocks cannot be interrupted: the call waits for it to reach a suspension point.
+    /// blocks cannot be interrupted: the call waits for it to reach a suspension point. (A
+    /// loop that calls [`checkpoint`](crate::checkpoint) reaches one within about a time
+    /// slice, and is unwound there.)
     ///
     /// # Errors
     ///

@@ -277,6 +277,15 @@ pub fn worker_thread_count() -> usize {
         .count()
 }
 
+/// How many threads of this process are runtime monitors (named `scheduler-monitor`, which
+/// the kernel shortens to `scheduler-monit`): one per live runtime.
+pub fn monitor_thread_count() -> usize {
+    thread_names()
+        .iter()
+        .filter(|name| name.starts_with("scheduler-moni"))
+        .count()
+}
+
 /// Moves `rt` into one of its own goroutines, runs `f(rt)` there under `catch_unwind`, and
 /// returns the caught panic's message, or `None` if `f` returned normally. For testing what a
 /// runtime does when it is shut down or dropped by its own goroutine.

@@ -2,6 +2,7 @@
 //! runtime.
 
 use std::error::Error;
+use std::time::Duration;
 
 use scheduler::{BuildError, MAX_PROCS, MAX_STACK_SIZE, MIN_STACK_SIZE, Runtime};
 use scheduler_tests::expect_panic;
@@ -46,6 +47,25 @@ fn bad_stack_sizes_are_rejected_with_a_message_about_stack_size() {
         );
         assert!(msg.contains(&bytes.to_string()), "message {msg:?}");
     }
+}
+
+#[test]
+fn zero_time_slice_is_rejected_with_a_message_about_the_time_slice() {
+    let err = Runtime::builder()
+        .procs(1)
+        .time_slice(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::ZeroTimeSlice), "got {err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("time slice"), "message: {msg:?}");
+    // The smallest positive slice is accepted.
+    let rt = Runtime::builder()
+        .procs(1)
+        .time_slice(Duration::from_nanos(1))
+        .build()
+        .expect("any positive time slice is valid");
+    assert_eq!(rt.block_on(|| 1 + 1), 2);
 }
 
 #[test]

@@ -1,10 +1,12 @@
-//! Worker threads do not outlive their runtime. This file holds a single test so that its
+//! Worker threads and the monitor thread do not outlive their runtime. This file holds a single test so that its
 //! process runs no other test: the thread counts it reads from `/proc/self/task` then move
 //! only because of the runtimes it creates.
 
 use std::time::{Duration, Instant};
 
-use scheduler_tests::{HANG_LIMIT, runtime, thread_names, watchdog, worker_thread_count};
+use scheduler_tests::{
+    HANG_LIMIT, monitor_thread_count, runtime, thread_names, watchdog, worker_thread_count,
+};
 
 /// Polls `count` until it equals `expected` or `limit` passes; returns the last count.
 ///
@@ -22,7 +24,7 @@ fn settle(expected: usize, limit: Duration, count: impl Fn() -> usize) -> usize 
 }
 
 #[test]
-fn dropped_runtimes_leave_no_worker_threads_behind() {
+fn dropped_runtimes_leave_no_runtime_threads_behind() {
     const CYCLES: usize = 50;
     const PROCS: usize = 4;
     watchdog("create/drop cycles", HANG_LIMIT, || {
@@ -30,11 +32,13 @@ fn dropped_runtimes_leave_no_worker_threads_behind() {
         assert_eq!(worker_thread_count(), 0, "workers before any runtime");
         for cycle in 0..CYCLES {
             let rt = runtime(PROCS);
-            // The workers exist while the runtime does (a new thread names itself once it
-            // runs, so its name may show up a moment after `build` returned)...
-            assert_eq!(thread_names().len(), before + PROCS, "cycle {cycle}");
+            // The workers and the monitor exist while the runtime does (a new thread names
+            // itself once it runs, so its name may show up a moment after `build` returned)...
+            assert_eq!(thread_names().len(), before + PROCS + 1, "cycle {cycle}");
             let named = settle(PROCS, Duration::from_secs(10), worker_thread_count);
             assert_eq!(named, PROCS, "cycle {cycle}: worker threads by name");
+            let monitors = settle(1, Duration::from_secs(10), monitor_thread_count);
+            assert_eq!(monitors, 1, "cycle {cycle}: monitor thread by name");
             let v = rt.block_on(move || {
                 let hs: Vec<_> = (0..8).map(|i| scheduler::spawn(move || i)).collect();
                 hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
@@ -44,6 +48,11 @@ fn dropped_runtimes_leave_no_worker_threads_behind() {
             // ...and are gone (joined) once it is dropped.
             let left = settle(0, Duration::from_secs(10), worker_thread_count);
             assert_eq!(left, 0, "cycle {cycle}: worker threads survived the drop");
+            let left = settle(0, Duration::from_secs(10), monitor_thread_count);
+            assert_eq!(
+                left, 0,
+                "cycle {cycle}: the monitor thread survived the drop"
+            );
         }
         // Also after shutdown_timeout, and after a runtime that was never used.
         runtime(PROCS).shutdown_timeout(HANG_LIMIT).unwrap();

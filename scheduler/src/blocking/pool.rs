@@ -340,7 +340,14 @@ mod tests {
             max_threads,
             keep_alive,
         };
-        Arc::new(Shared::new(1, MIN_STACK_SIZE, Vec::new(), None, config))
+        Arc::new(Shared::new(
+            1,
+            MIN_STACK_SIZE,
+            Vec::new(),
+            None,
+            config,
+            crate::sched::monitor::DEFAULT_TIME_SLICE,
+        ))
     }
 
     /// Polls the pool until `cond` holds (a pool thread gets there on its own, with nothing to

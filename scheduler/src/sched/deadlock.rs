@@ -12,14 +12,16 @@
 //! 3. the process-wide timer thread, if it was started, has no live timer pending and is not
 //!    firing one;
 //! 4. no job of the runtime's blocking pool runs or waits in its queue;
-//! 5. the process has no other thread than the runtime's workers, its blocking pool's (idle)
-//!    threads, the thread in `block_on` and the timer thread.
+//! 5. the process has no other thread than the runtime's workers, its monitor, its blocking
+//!    pool's (idle) threads, the thread in `block_on` and the timer thread.
 //!
 //! Then nothing can ever run again: a goroutine is woken only by a goroutine, a timer or a
 //! thread, and every one of them is asleep for good or absent; an idle pool thread only runs
 //! jobs that a goroutine or a thread submits. Condition 5 is what stands in for "nobody
 //! outside holds a handle": a handle held outside is held by some thread, and a thread that
-//! does not exist cannot use it (only a running thread could start one). It is
+//! does not exist cannot use it (only a running thread could start one). The monitor wakes a
+//! worker only for goroutines queued behind a worker that runs one, and with every worker
+//! asleep none runs; it holds no handle of any goroutine. It is
 //! conservative: any other thread in the process (another runtime's workers, a thread that
 //! only logs) turns detection off, so a program that only *might* be woken from outside is
 //! never declared deadlocked. Goroutines blocked in something other than this crate's
@@ -145,7 +147,9 @@ pub(crate) fn is_deadlocked(shared: &Shared) -> bool {
     let Some(pool) = shared.blocking.quiet() else {
         return false;
     };
-    let expected_threads = shared.procs + 1 + usize::from(timers::global_started()) + pool.threads;
+    // The workers, the monitor, the caller, the timer thread if it was started, and the
+    // blocking pool's idle threads.
+    let expected_threads = shared.procs + 2 + usize::from(timers::global_started()) + pool.threads;
     if thread_count() != Some(expected_threads) || !timers::global_idle() {
         return false;
     }

@@ -132,6 +132,15 @@ impl Idle {
         sleepers.push(index);
     }
 
+    /// Whether every worker is parked (or about to park: counted out by `before_park`).
+    #[cfg_attr(loom, allow(dead_code))] // only the monitor uses it; not modelled
+    pub(crate) fn all_parked(&self) -> bool {
+        // SeqCst: the monitor's sleep pairs this load with its own SeqCst store before it, and
+        // a waking worker's RMW of `state` with its read of the monitor's flag after it
+        // (`sched/monitor.rs`).
+        unparked(self.state.load(Ordering::SeqCst)) == 0
+    }
+
     /// Worker `index` is awake again. Returns true if a producer woke it as a searcher (it was
     /// already counted as unparked and searching); otherwise it removes itself from the
     /// sleepers and counts itself as unparked, not searching.

@@ -3,12 +3,15 @@
 //! `docs/design.md` tells the whole story; each file here holds one part of it:
 //! [`worker`] (the loop and its queues), [`idle`] (who searches, who sleeps, and why no wakeup
 //! is lost), [`parker`] (one worker's sleep), [`wake`] (making a parked goroutine runnable),
-//! [`context`] (what the current thread is running), [`shared`] (what workers share) and
-//! [`stats`] (the counters behind the runtime's metrics).
+//! [`context`] (what the current thread is running), [`shared`] (what workers share),
+//! [`stats`] (the counters behind the runtime's metrics), [`monitor`] (the thread that notices
+//! goroutines running too long and stuck workers) and [`deadlock`] (when `block_on` reports
+//! one).
 
 pub(crate) mod context;
 pub(crate) mod deadlock;
 pub(crate) mod idle;
+pub(crate) mod monitor;
 pub(crate) mod parker;
 pub(crate) mod shared;
 pub(crate) mod stats;

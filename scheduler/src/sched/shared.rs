@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Stealer};
 use parking_lot::{Condvar, Mutex};
@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex};
 use super::context;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
+use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
 use super::stats::WorkerStats;
 use crate::blocking::{self, Pool};
@@ -48,6 +49,9 @@ pub(crate) struct Remote {
     /// The worker's counters for [`Runtime::metrics`](crate::Runtime::metrics); the worker
     /// holds a clone.
     pub(crate) stats: Arc<WorkerStats>,
+    /// The worker's progress, as the monitor sees it, and the monitor's yield requests. The
+    /// worker keeps a clone of the `Arc`, so its resume path reaches it in one load.
+    pub(crate) activity: Arc<Activity>,
 }
 
 /// Goroutines spawned and finished on one worker. Written only by that worker, with a load
@@ -109,6 +113,8 @@ pub(crate) struct Shared {
     admission: Option<Semaphore>,
     /// The threads that run `spawn_blocking` jobs.
     pub(crate) blocking: Pool,
+    /// The monitor thread's settings, sleep and counters.
+    pub(crate) monitor: Monitor,
 }
 
 impl Shared {
@@ -118,6 +124,7 @@ impl Shared {
         stealers: Vec<Stealer<TaskRef>>,
         max_goroutines: Option<usize>,
         blocking: blocking::Config,
+        time_slice: Duration,
     ) -> Shared {
         let remotes = stealers
             .into_iter()
@@ -127,6 +134,7 @@ impl Shared {
                 parker: Parker::new(),
                 counts: Counts::default(),
                 stats: Arc::default(),
+                activity: Arc::default(),
             })
             .collect();
         Shared {
@@ -146,6 +154,7 @@ impl Shared {
             stack_flush: AtomicBool::new(false),
             admission: max_goroutines.map(Semaphore::new),
             blocking: Pool::new(blocking),
+            monitor: Monitor::new(time_slice),
         }
     }
 
@@ -378,11 +387,17 @@ impl Shared {
         self.phase.load(Ordering::Acquire)
     }
 
-    /// Moves to `phase` and wakes every worker so it notices.
+    /// Moves to `phase` and wakes every worker, and the monitor, so they notice.
     pub(crate) fn set_phase(&self, phase: u8) {
         self.phase.store(phase, Ordering::Release);
         for index in 0..self.remotes.len() {
             self.unpark_worker(index);
         }
+        self.monitor.wake();
+    }
+
+    /// How many times the monitor asked a goroutine that ran for a whole time slice to yield.
+    pub(crate) fn preemption_requests(&self) -> u64 {
+        self.monitor.preemption_requests()
     }
 }

@@ -28,6 +28,7 @@ use crossbeam_deque::{Steal, Worker};
 
 use super::context;
 use super::deadlock;
+use super::monitor::{self, Activity};
 use super::shared::{Shared, phase};
 use super::stats::{BlockKind, WorkerStats};
 use super::wake::unpark;
@@ -104,12 +105,18 @@ pub(crate) struct WorkerLocal {
     /// [`WorkerStats`]), in nanoseconds.
     busy_ns: Cell<u64>,
     awake_since: Cell<u64>,
+    /// The epoch of the current (or last) resume, published to the monitor in `activity`:
+    /// odd, and 2 more at every resume (see [`Activity`]).
+    epoch: Cell<u64>,
+    /// This worker's `Remote::activity`: what it publishes to the monitor.
+    activity: Arc<Activity>,
 }
 
 impl WorkerLocal {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<TaskRef>) -> WorkerLocal {
         let stacks = StackPool::new(shared.stacks.clone());
         let stats = shared.remotes[index].stats.clone();
+        let activity = shared.remotes[index].activity.clone();
         WorkerLocal {
             index,
             shared,
@@ -132,6 +139,8 @@ impl WorkerLocal {
             stats,
             busy_ns: Cell::new(0),
             awake_since: Cell::new(0),
+            epoch: Cell::new(monitor::FIRST_EPOCH),
+            activity,
         }
     }
 
@@ -145,6 +154,13 @@ impl WorkerLocal {
 
     pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
         Arc::ptr_eq(&self.shared, shared)
+    }
+
+    /// Whether the monitor asked the running goroutine to yield (see `checkpoint`). A request
+    /// made for an earlier resume, which ended when its goroutine suspended, does not count.
+    #[inline]
+    pub(crate) fn preemption_requested(&self) -> bool {
+        self.activity.is_requested(self.epoch.get())
     }
 
     /// The running goroutine's header, if a goroutine runs.
@@ -216,6 +232,13 @@ impl WorkerLocal {
         if self.shared.procs > 1 {
             self.shared.notify_work();
         }
+    }
+
+    /// Queues a goroutine like [`push_spawned`](Self::push_spawned) but wakes nobody: for
+    /// tests of the monitor, which must find it.
+    #[cfg(test)]
+    pub(crate) fn push_unannounced(&self, task: TaskRef) {
+        self.local.push(task);
     }
 
     /// Takes the goroutine at `task` out of the local deque if it is the newest entry there
@@ -439,6 +462,8 @@ impl WorkerLocal {
     /// Sleeps until there may be work (the protocol is in [`super::idle`]).
     fn park(&self) {
         let shared = &*self.shared;
+        // Tell the monitor this worker runs nothing now.
+        self.activity.parking(self.epoch.get());
         let was_searching = self.searching.replace(false);
         shared.idle.before_park(self.index, was_searching);
         let remote = &shared.remotes[self.index];
@@ -461,7 +486,11 @@ impl WorkerLocal {
             });
             self.awake_since.set(self.stats.awake(busy));
         }
-        if shared.idle.after_wake(self.index) {
+        let woken_as_searcher = shared.idle.after_wake(self.index);
+        // Counted as unparked again (by `after_wake` or by the producer that woke us): a
+        // monitor asleep because every worker was parked has work to watch again.
+        shared.monitor.worker_awake();
+        if woken_as_searcher {
             self.searching.set(true);
         } else if work_left && was_searching && shared.idle.try_start_searching() {
             // The final look cancelled the sleep of a searcher. A producer may have skipped
@@ -568,6 +597,11 @@ impl WorkerLocal {
         overflow::set_running(stack_limit, task.header().id);
         self.running_limit.set(stack_limit);
         self.stats.set_running(true);
+        // A new epoch for the monitor: a Relaxed store to this worker's own cache line. It
+        // also voids any yield request made for an earlier resume (see `sched/monitor.rs`).
+        let epoch = monitor::next_epoch(self.epoch.get());
+        self.epoch.set(epoch);
+        self.activity.resuming(epoch);
         *self.current.borrow_mut() = Some(task);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: as above; the goroutine's own code never touches its entry.

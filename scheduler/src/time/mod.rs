@@ -10,7 +10,8 @@
 //! its earliest timer is due, so on an idle machine a timer fires late by the OS's wakeup
 //! latency: typically 50-200 us, well under a millisecond. A busy worker fires due timers
 //! between goroutines; a goroutine that computes without blocking or yielding delays the
-//! timers of its worker (there is no preemption).
+//! timers of its worker until it does (or reaches a [`checkpoint`](crate::checkpoint) after
+//! its time slice).
 
 mod channels;
 mod sleep;

@@ -1,0 +1,358 @@
+//! The monitor: one thread per runtime that watches the workers from outside, Go's `sysmon`.
+//!
+//! It notices a worker that has been inside one resume (one goroutine, without suspending)
+//! for a whole time slice, and then:
+//!
+//! * asks that goroutine to yield at its next [`checkpoint`](crate::checkpoint), by storing
+//!   the resume's epoch in the worker's [`Activity::request`];
+//! * if goroutines that have not started wait in that worker's deque, calls `notify_work`, so
+//!   that a parked worker wakes and steals them (the stuck worker may be blocked in a system
+//!   call and never come back to its queue).
+//!
+//! # What a worker publishes
+//!
+//! Each worker owns one [`Activity`], on a cache line of its own: the epoch of its current
+//! resume, stored with one Relaxed store per resume (`WorkerLocal::resume`), and marked idle
+//! when the worker parks. The monitor reads every worker's epoch once per tick and remembers
+//! when it last changed; an epoch that is unchanged and running after a time slice is a
+//! goroutine that has run that long. No counter is shared between workers, and the monitor
+//! writes to a worker's line only to ask for a yield, so the resume path stays on lines the
+//! worker owns (the monitor's periodic read costs the worker one cache miss per tick).
+//!
+//! # Requests name a resume
+//!
+//! A request holds the epoch of the resume it was made for, and [`Activity::is_requested`]
+//! compares it with the worker's current epoch. Any suspension ends the resume, and the next
+//! resume has a new epoch, so a request left over from a goroutine that suspended anyway (it
+//! blocked, yielded, finished) is void without anyone clearing it: a goroutine never yields
+//! twice for one request, and the next goroutine is not charged for its predecessor.
+//!
+//! # Sleeping
+//!
+//! While some worker is unparked the monitor wakes every half time slice (so a goroutine is
+//! asked to yield after one to one and a half slices). When every worker is parked there is
+//! nothing to watch: it sleeps without a deadline on its condvar, and a worker that wakes up
+//! (`WorkerLocal::park`, after `Idle::after_wake`) wakes it. Why no such wake is lost: the
+//! monitor stores `sleeping` (SeqCst) before it reads the unparked count (SeqCst load in
+//! `Idle::all_parked`); a worker's return to the unparked count is a SeqCst read-modify-write
+//! of that count (its own `after_wake`, or a producer's `notify_work` that happens before
+//! the worker's `after_wake`, through the sleepers lock), after which the worker reads
+//! `sleeping` (SeqCst). In the single total order of these operations either the monitor's
+//! read comes after the worker's increment (it sees an unparked worker and does not sleep) or
+//! the worker's read of `sleeping` comes after the monitor's store (it sees the monitor asleep
+//! and wakes it, under the monitor's lock, which the monitor holds from its store until it
+//! waits, so the notification cannot slip in between).
+//!
+//! # What it does not do
+//!
+//! It never interrupts a goroutine: there is no signal-based preemption (design.md, rejected
+//! designs). A goroutine that never reaches a checkpoint or a suspension point keeps its
+//! worker; the request only counts it. When every worker is stuck, the goroutines waiting in
+//! their deques wait too: the monitor starts no threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::shared::{Shared, phase};
+
+/// The default time slice: how long a goroutine runs before the monitor asks it to yield
+/// (Go's `forcePreemptNS`).
+pub(crate) const DEFAULT_TIME_SLICE: Duration = Duration::from_millis(10);
+
+/// The shortest pause between two looks at the workers, whatever the time slice (Go's sysmon
+/// sleeps at least 20 us).
+const MIN_TICK: Duration = Duration::from_micros(20);
+
+/// The running bit of a published epoch: set while the worker runs the resume the rest of
+/// the value counts.
+const RUNNING: u64 = 1;
+
+/// The epoch a worker starts from, before its first resume; never published as running.
+pub(crate) const FIRST_EPOCH: u64 = RUNNING;
+
+/// The epoch of the resume after the one of `epoch`: the resume count is the value shifted
+/// right by one, and the running bit stays set.
+#[inline]
+pub(crate) fn next_epoch(epoch: u64) -> u64 {
+    epoch + 2
+}
+
+/// What one worker publishes about its progress, and the monitor's requests to it.
+///
+/// On a cache line of its own: written by the worker at every resume, read by the monitor
+/// once per tick, written by the monitor only to request a yield.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Activity {
+    /// `n << 1 | RUNNING` while the worker runs its `n`-th resume; `n << 1` once it parks
+    /// after it. Written only by the owning worker.
+    epoch: AtomicU64,
+    /// The epoch of the resume the monitor asks to yield (0: none; a running epoch is never
+    /// 0). Written only by the monitor, read by the worker in `checkpoint`.
+    request: AtomicU64,
+}
+
+impl Activity {
+    /// The worker starts the resume of `epoch` (from [`next_epoch`]). Only the owning worker
+    /// calls this.
+    #[inline]
+    pub(crate) fn resuming(&self, epoch: u64) {
+        debug_assert!(epoch & RUNNING != 0);
+        // Relaxed: a progress hint for the monitor, which publishes nothing through it; the
+        // worker's own later reads (`is_requested`) are ordered by program order.
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    /// The worker, whose last resume was that of `epoch`, is about to park. Only the owning
+    /// worker calls this.
+    pub(crate) fn parking(&self, epoch: u64) {
+        // Relaxed: as in `resuming`.
+        self.epoch.store(epoch & !RUNNING, Ordering::Relaxed);
+    }
+
+    /// Whether the monitor asked the resume of `epoch`, the worker's current one, to yield.
+    #[inline]
+    pub(crate) fn is_requested(&self, epoch: u64) -> bool {
+        // Relaxed: the request carries no data; coherence makes the monitor's store visible
+        // to this loop soon, and a request for another resume compares unequal.
+        self.request.load(Ordering::Relaxed) == epoch
+    }
+
+    fn epoch(&self) -> u64 {
+        // Relaxed: see `resuming`. A stale value only delays the monitor's verdict by a tick,
+        // or makes it request a yield from a resume that has just ended (a void request).
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    fn request(&self, epoch: u64) {
+        // Relaxed: see `is_requested`.
+        self.request.store(epoch, Ordering::Relaxed);
+    }
+}
+
+/// The monitor's shared half: its settings, its sleep, and its counter.
+pub(crate) struct Monitor {
+    time_slice: Duration,
+    /// Set by the monitor while it sleeps with no deadline (every worker parked); a worker
+    /// that wakes up and finds it set wakes the monitor. SeqCst: see the module doc.
+    sleeping: AtomicBool,
+    lock: Mutex<()>,
+    wakeup: Condvar,
+    /// Yield requests made so far. Written only by the monitor thread.
+    preemption_requests: AtomicU64,
+}
+
+impl Monitor {
+    pub(crate) fn new(time_slice: Duration) -> Monitor {
+        Monitor {
+            time_slice,
+            sleeping: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            wakeup: Condvar::new(),
+            preemption_requests: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times the monitor asked a goroutine to yield.
+    pub(crate) fn preemption_requests(&self) -> u64 {
+        // Relaxed: a statistic; it orders nothing.
+        self.preemption_requests.load(Ordering::Relaxed)
+    }
+
+    /// Called by a worker that is unparked again: wakes the monitor if it sleeps for good.
+    #[inline]
+    pub(crate) fn worker_awake(&self) {
+        // SeqCst: the Dekker pair with the monitor's store and its read of the unparked count
+        // (module doc).
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    /// Wakes the monitor from any sleep, so it looks at the workers and the phase now.
+    pub(crate) fn wake(&self) {
+        let _lock = self.lock.lock();
+        // Under the lock, which the monitor holds from its own store of `true` until it
+        // waits; SeqCst to stay in the order of the module doc.
+        self.sleeping.store(false, Ordering::SeqCst);
+        self.wakeup.notify_one();
+    }
+
+    /// The monitor's pause between looks. Returns false once the runtime stops.
+    fn pause(&self, shared: &Shared) -> bool {
+        let mut lock = self.lock.lock();
+        // Checked under the lock: `set_phase` stores the phase before it calls `wake`, which
+        // takes this lock, so the monitor either sees STOPPING here or is notified below.
+        if shared.phase() == phase::STOPPING {
+            return false;
+        }
+        // SeqCst: see the module doc.
+        self.sleeping.store(true, Ordering::SeqCst);
+        if shared.idle.all_parked() {
+            // Nothing runs: sleep until a worker wakes up (or the runtime stops).
+            while self.sleeping.load(Ordering::SeqCst) {
+                self.wakeup.wait(&mut lock);
+            }
+        } else {
+            self.sleeping.store(false, Ordering::SeqCst);
+            let tick = (self.time_slice / 2).max(MIN_TICK);
+            self.wakeup.wait_for(&mut lock, tick);
+        }
+        true
+    }
+}
+
+/// What the monitor last saw of one worker.
+struct Seen {
+    epoch: u64,
+    /// When the monitor first saw `epoch`.
+    since: Instant,
+    /// Whether it already asked this resume to yield.
+    requested: bool,
+}
+
+/// The monitor thread's body: looks at the workers every tick until the runtime stops.
+pub(crate) fn run(shared: Arc<Shared>) {
+    let monitor = &shared.monitor;
+    let now = Instant::now();
+    let mut seen: Vec<Seen> = shared
+        .remotes
+        .iter()
+        .map(|remote| Seen {
+            epoch: remote.activity.epoch(),
+            since: now,
+            requested: false,
+        })
+        .collect();
+    while monitor.pause(&shared) {
+        let now = Instant::now();
+        for (remote, seen) in shared.remotes.iter().zip(&mut seen) {
+            let epoch = remote.activity.epoch();
+            if epoch != seen.epoch || epoch & RUNNING == 0 {
+                *seen = Seen {
+                    epoch,
+                    since: now,
+                    requested: false,
+                };
+                continue;
+            }
+            if now.duration_since(seen.since) < monitor.time_slice {
+                continue;
+            }
+            // One goroutine has run for a whole slice without suspending.
+            if !seen.requested {
+                seen.requested = true;
+                remote.activity.request(epoch);
+                let count = monitor.preemption_requests.load(Ordering::Relaxed);
+                // Relaxed: only this thread writes it; readers want a statistic.
+                monitor
+                    .preemption_requests
+                    .store(count + 1, Ordering::Relaxed);
+            }
+            // Its worker may be blocked in a system call, or compute for long: the goroutines
+            // that have not started in its deque would wait for it. `notify_work` is what a
+            // producer calls after it published stealable work, and calling it again is always
+            // allowed (it wakes a parked worker as a searcher only if nobody searches, and the
+            // searcher either takes work or parks after its final look), so it keeps the idle
+            // protocol's invariants. It is needed because that protocol counts the stuck
+            // worker as awake: work it moved into its own deque (a batch from the injector or
+            // from a victim) after another worker's final look has no one else to take it.
+            if !remote.stealer.is_empty() {
+                shared.notify_work();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::goroutine::join::JoinHandle;
+    use crate::goroutine::task::Task;
+    use crate::sched::context;
+
+    /// How long the tests below wait for what the monitor should do within a few time slices.
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    /// Spawns `f` onto the calling goroutine's deque as `spawn` does, but wakes no idle worker
+    /// for it: the state the idle protocol leaves behind when a worker moves a batch of
+    /// goroutines into its own deque after the others have had their final look.
+    fn spawn_unannounced<F: FnOnce() + Send + 'static>(f: F) -> JoinHandle<()> {
+        let worker = context::current_worker().expect("called inside a goroutine");
+        worker.reserve_stack().expect("a stack for the goroutine");
+        let id = worker.count_spawned();
+        let task = Task::new(Arc::as_ptr(worker.shared()), id, f);
+        let handle = JoinHandle::new(task.clone());
+        worker.push_unannounced(task);
+        handle
+    }
+
+    #[test]
+    fn requests_name_one_resume() {
+        let activity = Activity::default();
+        let first = next_epoch(FIRST_EPOCH);
+        activity.resuming(first);
+        assert_ne!(activity.epoch() & RUNNING, 0, "running");
+        assert!(!activity.is_requested(first), "no request yet");
+        activity.request(activity.epoch());
+        assert!(activity.is_requested(first));
+        // The goroutine suspended and another resume began: the request is void.
+        let second = next_epoch(first);
+        activity.resuming(second);
+        assert!(!activity.is_requested(second));
+        activity.parking(second);
+        assert_eq!(
+            activity.epoch() & RUNNING,
+            0,
+            "a parked worker runs nothing"
+        );
+        assert!(!activity.is_requested(0), "0 is no request");
+    }
+
+    #[test]
+    fn monitor_wakes_a_worker_for_goroutines_queued_behind_a_stuck_one() {
+        let rt = crate::Runtime::builder().procs(2).build().unwrap();
+        let received = rt.block_on(|| {
+            let worker = context::current_worker().expect("in a goroutine");
+            let shared = worker.shared().clone();
+            let other = 1 - worker.index();
+            // Once the other worker sleeps, only a wake makes it look at our deque.
+            let deadline = Instant::now() + LIMIT;
+            while !shared.remotes[other].parker.is_parked_forever() {
+                assert!(Instant::now() < deadline, "the other worker never slept");
+                std::thread::yield_now();
+            }
+            let (tx, rx) = mpsc::channel();
+            let handles: Vec<JoinHandle<()>> = (0..4)
+                .map(|i| {
+                    let tx = tx.clone();
+                    spawn_unannounced(move || {
+                        let _ = tx.send(i);
+                    })
+                })
+                .collect();
+            // Block this worker's thread: the goroutines can only run on the other worker.
+            let mut received: Vec<i32> = (0..4)
+                .map(|_| {
+                    rx.recv_timeout(LIMIT)
+                        .expect("nobody ran the goroutines queued behind the stuck worker")
+                })
+                .collect();
+            for handle in handles {
+                handle.join().unwrap();
+            }
+            received.sort();
+            received
+        });
+        assert_eq!(received, [0, 1, 2, 3]);
+        assert!(
+            rt.preemption_requests() > 0,
+            "the stuck goroutine was noticed"
+        );
+    }
+}
