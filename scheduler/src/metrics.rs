@@ -104,6 +104,10 @@ pub struct Metrics {
     pub blocking_busy: usize,
     /// Blocking jobs waiting for a thread (the pool is at `Builder::max_blocking_threads`).
     pub blocking_queued: usize,
+    /// Times the monitor asked a goroutine that had run for a whole time slice to yield at its
+    /// next [`checkpoint`](crate::checkpoint) (see
+    /// [`Runtime::preemption_requests`](crate::Runtime::preemption_requests)).
+    pub preemption_requests: u64,
     // A part of the runtime worth watching adds its field here (the struct is
     // `#[non_exhaustive]`) and fills it in `snapshot`, reading it from where it lives.
 }
@@ -240,6 +244,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         blocking_threads: pool.threads,
         blocking_busy: pool.busy,
         blocking_queued: pool.queued,
+        preemption_requests: shared.preemption_requests(),
     }
 }
 
@@ -265,7 +270,11 @@ impl fmt::Display for Metrics {
              select {}, other {}",
             b.channel, b.sync, b.wait_group, b.timer, b.join, b.blocking, b.select, b.other
         )?;
-        writeln!(f, "global queue: {}", self.global_queue)?;
+        writeln!(
+            f,
+            "global queue: {}; preemption requests: {}",
+            self.global_queue, self.preemption_requests
+        )?;
         writeln!(
             f,
             "blocking pool: {} threads, {} busy, {} jobs queued",

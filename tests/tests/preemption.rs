@@ -108,6 +108,8 @@ fn a_loop_without_checkpoints_is_still_counted() {
         let rt = runtime(1);
         let x = rt.block_on(|| hog(Duration::from_millis(100), false));
         assert_ne!(x, 0);
+        // The metrics report the same count.
+        assert_eq!(rt.metrics().preemption_requests, rt.preemption_requests());
         rt.preemption_requests()
     });
     // 100 ms is ten slices: the monitor sees the same goroutine running across one of them
