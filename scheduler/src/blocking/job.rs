@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::goroutine::join::{JoinHandle, JoinState};
-use crate::goroutine::task::{BLOCKING, Header, Joinable};
+use crate::goroutine::task::{BLOCKING, Header, Joinable, Stage};
 use crate::sched::Shared;
 use crate::sched::shared::phase;
 use crate::spawn_error::SpawnError;
@@ -35,13 +35,6 @@ where
     let handle = JoinHandle::new(task.clone());
     shared.blocking.submit(shared, task)?;
     Ok(handle)
-}
-
-/// What a blocking job's typed cell holds over its life.
-enum Stage<F, T> {
-    Pending(F),
-    Taken,
-    Finished(thread::Result<T>),
 }
 
 /// One blocking job: the pool's [`Job`] and the [`JoinHandle`]'s [`Joinable`].
@@ -79,14 +72,7 @@ where
 
     fn take_closure(&self) -> Option<F> {
         // SAFETY: called by the one thread that dequeued the job (field doc).
-        let stage = unsafe { &mut *self.stage.get() };
-        match std::mem::replace(stage, Stage::Taken) {
-            Stage::Pending(f) => Some(f),
-            other => {
-                *stage = other;
-                None
-            }
-        }
+        unsafe { &mut *self.stage.get() }.take_closure()
     }
 
     fn finish(&self, result: thread::Result<T>) {
@@ -137,10 +123,6 @@ where
     unsafe fn take_result(&self) -> thread::Result<T> {
         // SAFETY: completion was observed with Acquire (caller's contract), so `finish`'s
         // write is visible and no other thread touches `stage` any more.
-        let stage = unsafe { &mut *self.stage.get() };
-        match std::mem::replace(stage, Stage::Taken) {
-            Stage::Finished(result) => result,
-            _ => unreachable!("scheduler: internal error: result taken twice"),
-        }
+        unsafe { &mut *self.stage.get() }.take_result()
     }
 }

@@ -199,14 +199,38 @@ impl Header {
     }
 }
 
-/// What a goroutine's typed cell holds over its life.
-enum Stage<F, T> {
+/// What a goroutine's (or a blocking job's) typed cell holds over its life.
+pub(crate) enum Stage<F, T> {
     /// Spawned, not started.
     Pending(F),
     /// Started, or cancelled before it started; the closure is gone.
     Taken,
     /// Returned or panicked; waiting for `join`.
     Finished(thread::Result<T>),
+}
+
+impl<F, T> Stage<F, T> {
+    /// Takes the closure out, leaving `Taken`; `None` if it was taken already.
+    pub(crate) fn take_closure(&mut self) -> Option<F> {
+        match std::mem::replace(self, Stage::Taken) {
+            Stage::Pending(f) => Some(f),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the result out, leaving `Taken`.
+    ///
+    /// # Panics
+    /// If there is no result (a runtime bug: it is taken once, after completion).
+    pub(crate) fn take_result(&mut self) -> thread::Result<T> {
+        match std::mem::replace(self, Stage::Taken) {
+            Stage::Finished(result) => result,
+            _ => unreachable!("scheduler: internal error: result taken twice"),
+        }
+    }
 }
 
 /// A goroutine with closure type `F` and result type `T`: the one allocation of a spawn.
@@ -255,14 +279,7 @@ where
     fn take_closure(&self) -> Option<F> {
         // SAFETY: called by the worker that dequeued the goroutine, the only thread touching
         // `stage` before it is finished (field doc).
-        let stage = unsafe { &mut *self.stage.get() };
-        match std::mem::replace(stage, Stage::Taken) {
-            Stage::Pending(f) => Some(f),
-            other => {
-                *stage = other;
-                None
-            }
-        }
+        unsafe { &mut *self.stage.get() }.take_closure()
     }
 }
 
@@ -326,10 +343,6 @@ where
     unsafe fn take_result(&self) -> thread::Result<T> {
         // SAFETY: completion was observed with Acquire (caller's contract), so `finish`'s
         // write is visible and no other thread touches `stage` any more.
-        let stage = unsafe { &mut *self.stage.get() };
-        match std::mem::replace(stage, Stage::Taken) {
-            Stage::Finished(result) => result,
-            _ => unreachable!("scheduler: internal error: result taken twice"),
-        }
+        unsafe { &mut *self.stage.get() }.take_result()
     }
 }
