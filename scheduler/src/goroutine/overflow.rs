@@ -95,6 +95,16 @@ pub(crate) fn clear_running() {
     RUNNING.with(|r| r.limit.set(0));
 }
 
+/// The lowest usable address of the goroutine running on this thread; 0 while none runs.
+///
+/// Also what `join` checks before it runs a goroutine on its joiner's stack. Not inlined, so
+/// that no caller keeps the thread-local's address across a stack switch (see
+/// `sched::context`).
+#[inline(never)]
+pub(crate) fn running_stack_limit() -> usize {
+    RUNNING.with(|r| r.limit.get())
+}
+
 /// Whether a fault at `addr` is an overflow of a stack whose lowest usable address is `limit`:
 /// `addr` lies in `[limit - reach, limit)`. Never true when `limit` is 0 (nothing runs).
 fn is_overflow(addr: usize, limit: usize, reach: usize) -> bool {

@@ -91,7 +91,7 @@ pub(crate) fn can_run_inline(shared: *const Shared) -> bool {
     if !std::ptr::eq(Arc::as_ptr(worker.shared()), shared) || std::thread::panicking() {
         return false;
     }
-    let limit = worker.running_stack_limit();
+    let limit = crate::goroutine::overflow::running_stack_limit();
     if limit == 0 {
         return false;
     }

@@ -262,11 +262,13 @@ impl Shared {
 
     /// Whether workers should hand their cached stacks back to the arena.
     pub(crate) fn stack_flush_requested(&self) -> bool {
+        // Relaxed: a hint guarding no data; the stacks themselves move under the arena's lock.
         self.stack_flush.load(Ordering::Relaxed)
     }
 
     /// A stack was found again: workers may keep their caches.
     pub(crate) fn stack_flush_done(&self) {
+        // Relaxed: as above; a worker that still sees `true` only flushes its cache once more.
         self.stack_flush.store(false, Ordering::Relaxed);
     }
 

@@ -80,8 +80,6 @@ pub(crate) struct WorkerLocal {
     /// here rather than in the goroutine's header keeps the goroutines that have not started
     /// (the many, in a burst of spawns) small.
     started: UnsafeCell<Vec<Started>>,
-    /// Lowest usable address of the running goroutine's stack (0 between goroutines).
-    running_limit: Cell<usize>,
     stacks: RefCell<StackPool>,
     /// Timers set by this worker's goroutines; fired by this worker between goroutines.
     timers: RefCell<TimerHeap>,
@@ -125,7 +123,6 @@ impl WorkerLocal {
             runnext: RefCell::new(None),
             current: RefCell::new(None),
             started: UnsafeCell::new(Vec::new()),
-            running_limit: Cell::new(0),
             stacks: RefCell::new(stacks),
             timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
@@ -593,9 +590,9 @@ impl WorkerLocal {
         let entry: *mut Started = unsafe { (*self.started.get()).as_mut_ptr().add(slot) };
         // SAFETY: as above.
         let stack_limit = unsafe { (*entry).stack_limit };
-        // For the stack overflow handler: plain stores to a thread-local, cleared below.
+        // For the stack overflow handler and `context::can_run_inline`: plain stores to a
+        // thread-local, cleared below.
         overflow::set_running(stack_limit, task.header().id);
-        self.running_limit.set(stack_limit);
         self.stats.set_running(true);
         // A new epoch for the monitor: a Relaxed store to this worker's own cache line. It
         // also voids any yield request made for an earlier resume (see `sched/monitor.rs`).
@@ -607,7 +604,6 @@ impl WorkerLocal {
             // SAFETY: as above; the goroutine's own code never touches its entry.
             unsafe { (*entry).coro.resume(()) }
         }));
-        self.running_limit.set(0);
         self.stats.set_running(false);
         overflow::clear_running();
         let task = self
@@ -702,11 +698,6 @@ impl WorkerLocal {
     /// its own stack (`entering`), or is done with it.
     pub(crate) fn count_inline(&self, entering: bool) {
         self.stats.add_inline(if entering { 1 } else { -1 });
-    }
-
-    /// The lowest usable address of the running goroutine's stack.
-    pub(crate) fn running_stack_limit(&self) -> usize {
-        self.running_limit.get()
     }
 
     /// A forced shutdown: mark every started goroutine cancelled and wake the parked ones, so
