@@ -175,7 +175,7 @@ fn a_goroutine_joined_inline_counts_as_inline_and_blocks_its_joiner() {
             joined.join().unwrap();
         });
         let m = settle(&rt, "the joiner parks inside the inline goroutine", |m| {
-            m.inline == 1 && m.blocked.total() == 1 && m.running == 0
+            m.inline == 1 && m.blocked.total() == 1 && m.running == 0 && m.runnable == 0
         });
         assert_adds_up(&m);
         // The pair parked once, on what the inline goroutine waits for.
@@ -413,8 +413,13 @@ fn goroutines_waiting_for_blocking_jobs_and_the_pool_are_counted() {
                 })
             })
             .collect();
+        // The snapshot reads the global queue before the workers: a goroutine taken from it
+        // and blocked in between is counted twice, so wait for the queue to read empty too.
         let m = settle(&rt, "three goroutines wait for jobs", |m| {
-            m.blocked.blocking == 3 && m.blocking_busy == 2 && m.blocking_queued == 1
+            m.blocked.blocking == 3
+                && m.blocking_busy == 2
+                && m.blocking_queued == 1
+                && m.runnable == 0
         });
         assert_eq!(m.blocking_threads, 2, "{m}");
         assert_eq!(m.blocked.join, 0, "{m}");
