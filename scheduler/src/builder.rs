@@ -32,6 +32,7 @@ pub const PROCS_ENV: &str = "SCHEDULER_PROCS";
 #[derive(Debug, Clone)]
 pub struct Builder {
     procs: Option<usize>,
+    max_spare_workers: Option<usize>,
     stack_size: usize,
     max_goroutines: Option<usize>,
     blocking: blocking::Config,
@@ -51,6 +52,7 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             procs: None,
+            max_spare_workers: None,
             stack_size: DEFAULT_STACK_SIZE,
             max_goroutines: None,
             blocking: blocking::Config::default(),
@@ -62,6 +64,39 @@ impl Builder {
     /// `build` rejects 0 and anything above [`MAX_PROCS`].
     pub fn procs(mut self, procs: usize) -> Builder {
         self.procs = Some(procs);
+        self
+    }
+
+    /// The most *spare* workers the runtime runs at once: threads its monitor starts when a
+    /// worker has been blocked in a system call (or anything else that blocks its thread: a
+    /// std lock, `std::thread::sleep`) for a whole time slice while goroutines that have not
+    /// started wait in a queue, so that those keep running on `procs` threads (Go hands the
+    /// blocked thread's P to another thread the same way). A spare runs goroutines like any
+    /// worker and retires as soon as none of the goroutines it started is left. The goroutines
+    /// the blocked worker started wait for it regardless: a started goroutine never changes
+    /// thread. A goroutine that blocks its thread on purpose should use
+    /// [`spawn_blocking`](crate::spawn_blocking) instead; spares are the safety net for the
+    /// ones that do not.
+    ///
+    /// `0` turns spares off. `build` rejects more than [`MAX_PROCS`]. Default: `procs`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+    /// rt.block_on(|| {
+    ///     let (tx, rx) = mpsc::channel();
+    ///     // Queued behind the main goroutine on the only worker...
+    ///     let sender = scheduler::spawn(move || tx.send("from a spare worker").unwrap());
+    ///     // ...which blocks its thread until that goroutine has run: a spare runs it.
+    ///     assert_eq!(rx.recv().unwrap(), "from a spare worker");
+    ///     sender.join().unwrap();
+    /// });
+    /// ```
+    pub fn max_spare_workers(mut self, n: usize) -> Builder {
+        self.max_spare_workers = Some(n);
         self
     }
 
@@ -214,8 +249,13 @@ impl Builder {
         if self.time_slice.is_zero() {
             return Err(BuildError::ZeroTimeSlice);
         }
+        let max_spare_workers = self.max_spare_workers.unwrap_or(procs);
+        if max_spare_workers > MAX_PROCS {
+            return Err(BuildError::TooManySpareWorkers(max_spare_workers));
+        }
         Runtime::start(
             procs,
+            max_spare_workers,
             self.stack_size,
             self.max_goroutines,
             self.blocking,
@@ -248,6 +288,8 @@ pub enum BuildError {
     ZeroProcs,
     /// More procs than [`MAX_PROCS`].
     TooManyProcs(usize),
+    /// More spare workers than [`MAX_PROCS`].
+    TooManySpareWorkers(usize),
     /// `SCHEDULER_PROCS` is not a number.
     ProcsEnv(String),
     /// A stack size outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
@@ -269,6 +311,12 @@ impl fmt::Display for BuildError {
             BuildError::ZeroProcs => write!(f, "scheduler: procs must be at least 1, got 0"),
             BuildError::TooManyProcs(n) => {
                 write!(f, "scheduler: procs must be at most {MAX_PROCS}, got {n}")
+            }
+            BuildError::TooManySpareWorkers(n) => {
+                write!(
+                    f,
+                    "scheduler: max_spare_workers must be at most {MAX_PROCS}, got {n}"
+                )
             }
             BuildError::ProcsEnv(value) => write!(
                 f,

@@ -95,7 +95,8 @@ pub struct Metrics {
     pub spawned: u64,
     /// Goroutines spawned from outside the runtime that no worker has taken yet.
     pub global_queue: usize,
-    /// Each worker's share, in worker order.
+    /// Each worker's share, in worker order: the `procs` workers, then the spare workers
+    /// running now.
     pub workers: Vec<WorkerMetrics>,
     /// Threads of the [`spawn_blocking`](crate::spawn_blocking) pool: running a job or idle
     /// (they retire after `Builder::blocking_keep_alive`).
@@ -108,6 +109,13 @@ pub struct Metrics {
     /// next [`checkpoint`](crate::checkpoint) (see
     /// [`Runtime::preemption_requests`](crate::Runtime::preemption_requests)).
     pub preemption_requests: u64,
+    /// Spare workers running now: threads the monitor started because a worker was blocked
+    /// in a system call while goroutines waited (see
+    /// [`Builder::max_spare_workers`](crate::Builder::max_spare_workers)). Each also has its
+    /// line in [`workers`](Self::workers).
+    pub spare_workers: usize,
+    /// Spare workers started since the runtime began.
+    pub spare_workers_started: usize,
     // A part of the runtime worth watching adds its field here (the struct is
     // `#[non_exhaustive]`) and fills it in `snapshot`, reading it from where it lives.
 }
@@ -172,6 +180,9 @@ impl BlockedGoroutines {
 #[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct WorkerMetrics {
+    /// The worker's number: `0..procs` for the runtime's own workers, `procs` and up for spare
+    /// workers (a number is reused by a later spare once its spare has retired).
+    pub index: usize,
     /// Goroutines not started yet in the worker's local queue (its work-stealing deque):
     /// spawned by its goroutines, or stolen by it.
     pub local_queue: usize,
@@ -204,7 +215,9 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
     let workers = shared
         .remotes
         .iter()
-        .map(|remote| {
+        .enumerate()
+        .filter(|(index, remote)| *index < shared.procs || remote.is_occupied())
+        .map(|(index, remote)| {
             let stats = remote.stats.read();
             let worker_blocked: usize = stats.blocked.iter().sum();
             for (total, n) in blocked.iter_mut().zip(stats.blocked) {
@@ -220,6 +233,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
             running += usize::from(stats.running);
             inline += stats.inline;
             WorkerMetrics {
+                index,
                 local_queue,
                 ready_queue,
                 running: stats.running,
@@ -245,6 +259,8 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         blocking_busy: pool.busy,
         blocking_queued: pool.queued,
         preemption_requests: shared.preemption_requests(),
+        spare_workers: shared.spares.occupied(),
+        spare_workers_started: shared.spares.started(),
     }
 }
 
@@ -272,8 +288,11 @@ impl fmt::Display for Metrics {
         )?;
         writeln!(
             f,
-            "global queue: {}; preemption requests: {}",
-            self.global_queue, self.preemption_requests
+            "global queue: {}; preemption requests: {}; spare workers: {} ({} started)",
+            self.global_queue,
+            self.preemption_requests,
+            self.spare_workers,
+            self.spare_workers_started
         )?;
         writeln!(
             f,
@@ -285,11 +304,11 @@ impl fmt::Display for Metrics {
             "{:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>12}",
             "worker", "local", "ready", "blocked", "steals", "stolen", "parks", "busy"
         )?;
-        for (index, w) in self.workers.iter().enumerate() {
+        for w in &self.workers {
             write!(
                 f,
                 "\n{:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>12}",
-                format!("{index}{}", if w.running { "*" } else { "" }),
+                format!("{}{}", w.index, if w.running { "*" } else { "" }),
                 w.local_queue,
                 w.ready_queue,
                 w.blocked,

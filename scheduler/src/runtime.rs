@@ -69,17 +69,22 @@ impl Runtime {
 
     pub(crate) fn start(
         procs: usize,
+        max_spare_workers: usize,
         stack_size: usize,
         max_goroutines: Option<usize>,
         blocking: blocking::Config,
         time_slice: Duration,
     ) -> io::Result<Runtime> {
-        let locals: Vec<Worker<TaskRef>> = (0..procs).map(|_| Worker::new_lifo()).collect();
+        let mut locals: Vec<Worker<TaskRef>> = (0..procs + max_spare_workers)
+            .map(|_| Worker::new_lifo())
+            .collect();
         let stealers = locals.iter().map(Worker::stealer).collect();
+        let spare_locals = locals.split_off(procs);
         let shared = Arc::new(Shared::new(
             procs,
             stack_size,
             stealers,
+            spare_locals,
             max_goroutines,
             blocking,
             time_slice,
@@ -421,6 +426,8 @@ impl Runtime {
             // already aborted the process.
             let _ = thread.join();
         }
+        // The monitor, which starts spare workers, has exited with the threads above.
+        self.shared.spares.join_all();
         match (remaining, blocking) {
             (0, 0) => Ok(()),
             (goroutines, blocking) => Err(ShutdownError {

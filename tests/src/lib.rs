@@ -277,6 +277,15 @@ pub fn worker_thread_count() -> usize {
         .count()
 }
 
+/// How many threads of this process are spare workers (named `scheduler-spare-N`, which the
+/// kernel shortens to `scheduler-spare`).
+pub fn spare_thread_count() -> usize {
+    thread_names()
+        .iter()
+        .filter(|name| name.starts_with("scheduler-spar"))
+        .count()
+}
+
 /// How many threads of this process are runtime monitors (named `scheduler-monitor`, which
 /// the kernel shortens to `scheduler-monit`): one per live runtime.
 pub fn monitor_thread_count() -> usize {

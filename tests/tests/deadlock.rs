@@ -71,6 +71,11 @@ fn main() {
             "blocking thread retires",
             deadlock_after_a_blocking_thread_retires,
         ),
+        (
+            "goroutine parked on a spare worker",
+            deadlock_with_a_goroutine_parked_on_a_spare,
+        ),
+        ("spare worker retired", deadlock_after_a_spare_retires),
     ];
     for (name, scenario) in scenarios {
         scenario();
@@ -251,6 +256,50 @@ fn deadlock_after_a_blocking_thread_retires() {
         .unwrap();
     let message = block_on_message(&rt, || {
         scheduler::spawn_blocking(|| ()).join().unwrap();
+        let (_tx, rx) = chan::bounded::<u32>(0);
+        let _ = rx.recv();
+    });
+    assert_eq!(message.as_deref(), Some(DEADLOCK));
+}
+
+/// Blocks the only worker's thread until a goroutine queued behind it has run (on a spare
+/// worker, the only one that can run it), then returns that goroutine's thread.
+fn run_on_a_spare(f: impl FnOnce() + Send + 'static) -> thread::ThreadId {
+    let (tx, rx) = std::sync::mpsc::channel();
+    scheduler::spawn(move || {
+        tx.send(thread::current().id()).unwrap();
+        f();
+    });
+    let spare = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no spare worker ran the goroutine queued behind a blocked worker");
+    assert_ne!(spare, thread::current().id());
+    spare
+}
+
+fn deadlock_with_a_goroutine_parked_on_a_spare() {
+    // The spare stays for the goroutine it started, asleep for good like the worker: the
+    // detection counts its thread among the runtime's.
+    let rt = runtime(1);
+    let message = block_on_message(&rt, || {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        run_on_a_spare(move || {
+            let _ = rx.recv();
+        });
+        let (_tx2, rx2) = chan::bounded::<u32>(0);
+        let _keep = tx;
+        let _ = rx2.recv();
+    });
+    assert_eq!(message.as_deref(), Some(DEADLOCK));
+    assert_eq!(rt.num_goroutines(), 0);
+}
+
+fn deadlock_after_a_spare_retires() {
+    // The spare leaves when its goroutine is done; its thread must not count, and its leaving
+    // must not be mistaken for a worker still awake.
+    let rt = runtime(1);
+    let message = block_on_message(&rt, || {
+        run_on_a_spare(|| ());
         let (_tx, rx) = chan::bounded::<u32>(0);
         let _ = rx.recv();
     });

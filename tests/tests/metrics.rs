@@ -5,7 +5,7 @@
 //! A snapshot is exact only once nothing moves, so the tests that expect exact values either
 //! poll until the runtime settles (a bounded spin that fails with the last snapshot), or read
 //! at a moment the test holds every worker still: a goroutine that blocks its OS thread on a
-//! std channel keeps its worker from doing anything else.
+//! std channel keeps its worker from doing anything else (with spare workers turned off).
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -32,6 +32,16 @@ fn settle(rt: &Runtime, what: &str, mut done: impl FnMut(&Metrics) -> bool) -> M
         );
         thread::yield_now();
     }
+}
+
+/// A runtime of one worker that a goroutine can hold still by blocking its thread: without
+/// spare workers, which the monitor would otherwise start for the goroutines queued behind it.
+fn held_still_runtime() -> Runtime {
+    Runtime::builder()
+        .procs(1)
+        .max_spare_workers(0)
+        .build()
+        .unwrap()
 }
 
 /// The identity every settled snapshot satisfies.
@@ -293,7 +303,7 @@ fn busy_time_grows_under_load() {
 #[test]
 fn global_queue_holds_outside_spawns_while_the_only_worker_is_held() {
     watchdog("global queue", HANG_LIMIT, || {
-        let rt = runtime(1);
+        let rt = held_still_runtime();
         let (started_tx, started_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let holder = rt.spawn(move || {
@@ -322,7 +332,7 @@ fn global_queue_holds_outside_spawns_while_the_only_worker_is_held() {
 #[test]
 fn woken_goroutines_count_as_ready_on_their_worker_or_blocked_until_it_looks() {
     watchdog("woken goroutines", HANG_LIMIT, || {
-        let rt = runtime(1);
+        let rt = held_still_runtime();
         let (local_tx, local_rx) = chan::bounded::<u32>(0);
         let (remote_tx, remote_rx) = chan::bounded::<u32>(0);
         let woken_here = rt.spawn(move || local_rx.recv().unwrap());

@@ -340,9 +340,11 @@ mod tests {
             max_threads,
             keep_alive,
         };
+        // A runtime without workers: only its blocking pool is used here.
         Arc::new(Shared::new(
-            1,
+            0,
             MIN_STACK_SIZE,
+            Vec::new(),
             Vec::new(),
             None,
             config,

@@ -136,10 +136,13 @@ impl Drop for FinishOnDrop {
     }
 }
 
-/// Whether every worker of `shared` sleeps with no deadline. Called by a worker that just
-/// marked itself so.
+/// Whether every worker of `shared` sleeps with no deadline (a vacant spare slot has no
+/// worker). Called by a worker that just marked itself so, and by a spare that just left.
 pub(crate) fn all_asleep(shared: &Shared) -> bool {
-    shared.remotes.iter().all(|r| r.parker.is_parked_forever())
+    shared
+        .remotes
+        .iter()
+        .all(|r| !r.is_occupied() || r.parker.is_parked_forever())
 }
 
 /// Checks the rule of the module doc. Called by the `block_on` thread.
@@ -147,9 +150,11 @@ pub(crate) fn is_deadlocked(shared: &Shared) -> bool {
     let Some(pool) = shared.blocking.quiet() else {
         return false;
     };
-    // The workers, the monitor, the caller, the timer thread if it was started, and the
-    // blocking pool's idle threads.
-    let expected_threads = shared.procs + 2 + usize::from(timers::global_started()) + pool.threads;
+    // The workers (spares included, once those that left are joined), the monitor, the
+    // caller, the timer thread if it was started, and the blocking pool's idle threads.
+    let spares = shared.spares.reap();
+    let expected_threads =
+        shared.procs + spares + 2 + usize::from(timers::global_started()) + pool.threads;
     if thread_count() != Some(expected_threads) || !timers::global_idle() {
         return false;
     }

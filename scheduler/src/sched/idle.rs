@@ -103,6 +103,23 @@ impl Idle {
         Some(index)
     }
 
+    /// Wakes a parked worker for goroutines queued while some worker is blocked in a system
+    /// call (called by the monitor). Unlike [`notify_work`](Self::notify_work) it wakes one
+    /// even when `procs` workers count as unparked, since the blocked one runs nothing; like
+    /// it, it wakes nobody while somebody searches (the searcher will look), and counts the
+    /// worker it returns as unparked and searching.
+    #[cfg_attr(loom, allow(dead_code))] // only the monitor uses it; not modelled
+    pub(crate) fn notify_for_blocked(&self) -> Option<usize> {
+        let mut sleepers = self.sleepers.lock();
+        if searching(self.state.load(Ordering::SeqCst)) > 0 {
+            return None;
+        }
+        let index = sleepers.pop()?;
+        self.state
+            .fetch_add(ONE_UNPARKED + ONE_SEARCHING, Ordering::SeqCst);
+        Some(index)
+    }
+
     /// Asks to become a searcher; refused when half the workers already search.
     pub(crate) fn try_start_searching(&self) -> bool {
         let state = self.state.load(Ordering::SeqCst);
@@ -130,6 +147,34 @@ impl Idle {
         let prev = self.state.fetch_sub(delta, Ordering::SeqCst);
         debug_assert!(unparked(prev) > 0);
         sleepers.push(index);
+    }
+
+    /// Counts a spare worker (`super::spare`) as unparked and not searching: called before
+    /// its thread starts, and by a spare whose retirement the final look cancelled.
+    #[cfg_attr(loom, allow(dead_code))] // spares are not modelled
+    pub(crate) fn add_spare(&self) {
+        self.state.fetch_add(ONE_UNPARKED, Ordering::SeqCst);
+    }
+
+    /// Counts a spare worker out for good, as [`before_park`](Self::before_park) does, but
+    /// without listing it among the sleepers: no producer can wake it. The caller must look
+    /// at every queue afterwards, as before a park, and call [`add_spare`](Self::add_spare)
+    /// and go on if it finds work. The same argument as for a park holds (module doc): a
+    /// producer that read `state` before this RMW pushed its work before the final look; one
+    /// that reads it after sees one unparked worker fewer and wakes a parked one if nobody
+    /// searches.
+    #[cfg_attr(loom, allow(dead_code))] // spares are not modelled
+    pub(crate) fn retire_spare(&self, was_searching: bool) {
+        let delta = ONE_UNPARKED + if was_searching { ONE_SEARCHING } else { 0 };
+        let prev = self.state.fetch_sub(delta, Ordering::SeqCst);
+        debug_assert!(unparked(prev) > 0);
+    }
+
+    /// How many workers are unparked (awake, or woken and about to run).
+    #[cfg_attr(loom, allow(dead_code))] // only the monitor uses it; not modelled
+    pub(crate) fn unparked(&self) -> usize {
+        // SeqCst, like every access to `state`; the monitor only uses it as a hint.
+        unparked(self.state.load(Ordering::SeqCst))
     }
 
     /// Whether every worker is parked (or about to park: counted out by `before_park`).

@@ -5,8 +5,8 @@
 //! is lost), [`parker`] (one worker's sleep), [`wake`] (making a parked goroutine runnable),
 //! [`context`] (what the current thread is running), [`shared`] (what workers share),
 //! [`stats`] (the counters behind the runtime's metrics), [`monitor`] (the thread that notices
-//! goroutines running too long and stuck workers) and [`deadlock`] (when `block_on` reports
-//! one).
+//! goroutines running too long and stuck workers), [`spare`] (the workers it starts for
+//! workers blocked in system calls) and [`deadlock`] (when `block_on` reports one).
 
 pub(crate) mod context;
 pub(crate) mod deadlock;
@@ -14,6 +14,7 @@ pub(crate) mod idle;
 pub(crate) mod monitor;
 pub(crate) mod parker;
 pub(crate) mod shared;
+pub(crate) mod spare;
 pub(crate) mod stats;
 pub(crate) mod wake;
 pub(crate) mod worker;

@@ -51,7 +51,7 @@
 //! their deques wait too: the monitor starts no threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -69,9 +69,6 @@ const MIN_TICK: Duration = Duration::from_micros(20);
 /// The running bit of a published epoch: set while the worker runs the resume the rest of
 /// the value counts.
 const RUNNING: u64 = 1;
-
-/// The epoch a worker starts from, before its first resume; never published as running.
-pub(crate) const FIRST_EPOCH: u64 = RUNNING;
 
 /// The epoch of the resume after the one of `epoch`: the resume count is the value shifted
 /// right by one, and the running bit stays set.
@@ -93,6 +90,12 @@ pub(crate) struct Activity {
     /// The epoch of the resume the monitor asks to yield (0: none; a running epoch is never
     /// 0). Written only by the monitor, read by the worker in `checkpoint`.
     request: AtomicU64,
+    /// The worker thread's CPU-time clock (`pthread_getcpuclockid`), or 0 (`CLOCK_REALTIME`,
+    /// never a thread's clock) until the worker publishes it. With `tid`, tells a worker
+    /// blocked in a system call from one that computes.
+    clock: AtomicI32,
+    /// The worker thread's kernel thread id, or 0 until the worker publishes it.
+    tid: AtomicI32,
 }
 
 impl Activity {
@@ -119,6 +122,71 @@ impl Activity {
         // Relaxed: the request carries no data; coherence makes the monitor's store visible
         // to this loop soon, and a request for another resume compares unequal.
         self.request.load(Ordering::Relaxed) == epoch
+    }
+
+    /// The epoch a new occupant of this worker's slot counts its resumes from
+    /// (`RUNNING` alone, never published as running, for a new slot): the last one an earlier occupant (a retired spare)
+    /// published, so that every resume of the new one has an epoch the monitor has not seen.
+    pub(crate) fn first_epoch(&self) -> u64 {
+        self.epoch() | RUNNING
+    }
+
+    /// Publishes the calling thread's CPU-time clock and thread id: called by the worker
+    /// thread before it runs anything.
+    pub(crate) fn publish_thread(&self) {
+        // SAFETY: `gettid` has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        // Relaxed: until the monitor sees it, it reads 0 and judges nothing.
+        self.tid.store(tid, Ordering::Relaxed);
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: `pthread_self` is the calling thread, alive; `clock` is a valid out pointer.
+        let err = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
+        if err == 0 {
+            // Relaxed: as `tid`.
+            self.clock.store(clock, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the worker thread sleeps in the kernel right now (state `S` or `D` in
+    /// `/proc`): waiting in a system call, not computing and not merely waiting for a CPU
+    /// (`R`). False when unknown.
+    fn thread_sleeps(&self) -> bool {
+        // Relaxed: see `publish_thread`.
+        let tid = self.tid.load(Ordering::Relaxed);
+        if tid == 0 {
+            return false;
+        }
+        let Ok(stat) = std::fs::read(format!("/proc/self/task/{tid}/stat")) else {
+            return false;
+        };
+        // `pid (comm) state ...`: the state follows the last ')', as comm may hold one.
+        let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+            return false;
+        };
+        matches!(stat.get(close + 2), Some(b'S' | b'D'))
+    }
+
+    /// CPU time the worker thread has used, if its clock is known.
+    fn cpu_time(&self) -> Option<Duration> {
+        // Relaxed: see `publish_clock`.
+        let clock = self.clock.load(Ordering::Relaxed);
+        if clock == 0 {
+            return None;
+        }
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid out pointer. A clock of a thread that has exited (a retired
+        // spare's, read before its successor published its own) makes the call fail, which
+        // is checked.
+        if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+            return None;
+        }
+        Some(Duration::new(
+            u64::try_from(now.tv_sec).ok()?,
+            u32::try_from(now.tv_nsec).ok()?,
+        ))
     }
 
     fn epoch(&self) -> u64 {
@@ -212,6 +280,37 @@ struct Seen {
     since: Instant,
     /// Whether it already asked this resume to yield.
     requested: bool,
+    /// The worker thread's CPU time at the previous tick of this resume, and when it was
+    /// read: read only once the resume has run a whole slice.
+    cpu: Option<(Duration, Instant)>,
+}
+
+impl Seen {
+    fn new(epoch: u64, now: Instant) -> Seen {
+        Seen {
+            epoch,
+            since: now,
+            requested: false,
+            cpu: None,
+        }
+    }
+
+    /// Whether the worker, which has run the same resume for a whole slice, is blocked: it
+    /// used less than a quarter of the time since the previous tick on a CPU, and its thread
+    /// sleeps in the kernel now (a system call, a lock, a sleep), rather than computing or
+    /// waiting for a CPU on a loaded machine. Unknown (false) on the first such tick.
+    fn is_blocked(&mut self, activity: &Activity, now: Instant) -> bool {
+        let Some(cpu) = activity.cpu_time() else {
+            return false;
+        };
+        match self.cpu.replace((cpu, now)) {
+            Some((before, then)) => {
+                let wall = now.duration_since(then);
+                !wall.is_zero() && cpu.saturating_sub(before) * 4 < wall && activity.thread_sleeps()
+            }
+            None => false,
+        }
+    }
 }
 
 /// The monitor thread's body: looks at the workers every tick until the runtime stops.
@@ -221,22 +320,16 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let mut seen: Vec<Seen> = shared
         .remotes
         .iter()
-        .map(|remote| Seen {
-            epoch: remote.activity.epoch(),
-            since: now,
-            requested: false,
-        })
+        .map(|remote| Seen::new(remote.activity.epoch(), now))
         .collect();
     while monitor.pause(&shared) {
         let now = Instant::now();
-        for (remote, seen) in shared.remotes.iter().zip(&mut seen) {
+        let mut blocked = 0;
+        let slots = shared.steal_slots();
+        for (remote, seen) in shared.remotes[..slots].iter().zip(&mut seen) {
             let epoch = remote.activity.epoch();
             if epoch != seen.epoch || epoch & RUNNING == 0 {
-                *seen = Seen {
-                    epoch,
-                    since: now,
-                    requested: false,
-                };
+                *seen = Seen::new(epoch, now);
                 continue;
             }
             if now.duration_since(seen.since) < monitor.time_slice {
@@ -252,6 +345,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
                     .preemption_requests
                     .store(count + 1, Ordering::Relaxed);
             }
+            if seen.is_blocked(&remote.activity, now) {
+                blocked += 1;
+            }
             // Its worker may be blocked in a system call, or compute for long: the goroutines
             // that have not started in its deque would wait for it. `notify_work` is what a
             // producer calls after it published stealable work, and calling it again is always
@@ -264,7 +360,26 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 shared.notify_work();
             }
         }
+        if blocked > 0 && shared.has_stealable_work() {
+            // A worker blocked in a system call runs nothing: wake a parked worker for the
+            // queued goroutines even if `procs` count as awake, or, with none parked, start a
+            // spare (module doc of `super::spare`).
+            if let Some(index) = shared.idle.notify_for_blocked() {
+                shared.unpark_worker(index);
+            } else if wants_spare(&shared, blocked) {
+                shared.spares.start(&shared);
+            }
+        }
     }
+}
+
+/// The rule for starting a spare worker (`super::spare`), on a tick that found `blocked`
+/// workers blocked in the middle of a resume and goroutines waiting in a queue a spare could
+/// take them from: no worker is parked (one would be woken for them instead), and fewer than
+/// `procs` workers are left that are not blocked.
+fn wants_spare(shared: &Shared, blocked: usize) -> bool {
+    let workers = shared.procs + shared.spares.occupied();
+    shared.idle.unparked() >= workers && workers - blocked.min(workers) < shared.procs
 }
 
 #[cfg(test)]
@@ -295,7 +410,7 @@ mod tests {
     #[test]
     fn requests_name_one_resume() {
         let activity = Activity::default();
-        let first = next_epoch(FIRST_EPOCH);
+        let first = next_epoch(activity.first_epoch());
         activity.resuming(first);
         assert_ne!(activity.epoch() & RUNNING, 0, "running");
         assert!(!activity.is_requested(first), "no request yet");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use crossbeam_deque::{Injector, Stealer};
+use crossbeam_deque::{Injector, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 
 use super::context;
@@ -13,6 +13,7 @@ use super::deadlock::Deadlock;
 use super::idle::Idle;
 use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
+use super::spare::Spares;
 use super::stats::WorkerStats;
 use crate::blocking::{self, Pool};
 use crate::goroutine::join::JoinHandle;
@@ -52,6 +53,21 @@ pub(crate) struct Remote {
     /// The worker's progress, as the monitor sees it, and the monitor's yield requests. The
     /// worker keeps a clone of the `Arc`, so its resume path reaches it in one load.
     pub(crate) activity: Arc<Activity>,
+    /// Whether a thread runs this slot: always for the first `procs`, while a spare lives for
+    /// the others (`super::spare`). SeqCst: read by the deadlock check in the same total
+    /// order as the parkers' marks (see `super::deadlock`).
+    occupied: AtomicBool,
+}
+
+impl Remote {
+    /// Whether a worker thread runs this slot.
+    pub(crate) fn is_occupied(&self) -> bool {
+        self.occupied.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_occupied(&self, occupied: bool) {
+        self.occupied.store(occupied, Ordering::SeqCst);
+    }
 }
 
 /// Goroutines spawned and finished on one worker. Written only by that worker, with a load
@@ -90,8 +106,11 @@ pub(crate) struct Shared {
     pub(crate) stacks: Arc<StackArena>,
     /// Goroutines spawned from outside the runtime (and overflow): any worker takes them.
     pub(crate) injector: Injector<TaskRef>,
+    /// Every worker slot: the `procs` base workers, then the spare slots.
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) idle: Idle,
+    /// The spare workers the monitor starts for workers blocked in system calls.
+    pub(crate) spares: Spares,
     /// Goroutines spawned from outside the runtime (the workers count theirs in their
     /// `Counts`). Incremented before the injector push, which orders it before the finish.
     external_spawned: AtomicU64,
@@ -118,23 +137,29 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// `stealers` has one stealer per worker slot, base workers first; `spare_locals` are
+    /// the deques of the spare slots, in order.
     pub(crate) fn new(
         procs: usize,
         stack_size: usize,
         stealers: Vec<Stealer<TaskRef>>,
+        spare_locals: Vec<Worker<TaskRef>>,
         max_goroutines: Option<usize>,
         blocking: blocking::Config,
         time_slice: Duration,
     ) -> Shared {
+        debug_assert_eq!(stealers.len(), procs + spare_locals.len());
         let remotes = stealers
             .into_iter()
-            .map(|stealer| Remote {
+            .enumerate()
+            .map(|(index, stealer)| Remote {
                 stealer,
                 inbox: Injector::new(),
                 parker: Parker::new(),
                 counts: Counts::default(),
                 stats: Arc::default(),
                 activity: Arc::default(),
+                occupied: AtomicBool::new(index < procs),
             })
             .collect();
         Shared {
@@ -144,6 +169,7 @@ impl Shared {
             injector: Injector::new(),
             remotes,
             idle: Idle::new(procs),
+            spares: Spares::new(procs, spare_locals),
             external_spawned: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             phase: AtomicU8::new(phase::RUNNING),
@@ -290,6 +316,17 @@ impl Shared {
     pub(crate) fn unpark_worker(&self, index: usize) {
         if self.remotes[index].parker.unpark() {
             self.deadlock.count_wake();
+        }
+    }
+
+    /// How many worker slots a thief looks at: the base workers, and the spare slots once a
+    /// spare has started (before that they are all empty).
+    #[inline]
+    pub(crate) fn steal_slots(&self) -> usize {
+        if self.spares.started() == 0 {
+            self.procs
+        } else {
+            self.remotes.len()
         }
     }
 

@@ -136,7 +136,7 @@ impl WorkerLocal {
             stats,
             busy_ns: Cell::new(0),
             awake_since: Cell::new(0),
-            epoch: Cell::new(monitor::FIRST_EPOCH),
+            epoch: Cell::new(activity.first_epoch()),
             activity,
         }
     }
@@ -279,6 +279,7 @@ impl WorkerLocal {
     /// The worker thread's body: runs goroutines until the runtime stops.
     pub(crate) fn run(&self) {
         let _context = context::enter(self);
+        self.activity.publish_thread();
         self.awake_since.set(self.stats.awake(0));
         loop {
             if !self.cancel_seen.get() && self.shared.phase() >= phase::CANCELLING {
@@ -304,7 +305,10 @@ impl WorkerLocal {
                 break;
             }
             self.shared.note_if_all_done();
-            self.park();
+            if !self.park() {
+                // A spare with nothing left to do retired.
+                break;
+            }
         }
         // SAFETY: the worker loop, between goroutines (`started` doc).
         debug_assert!(unsafe { (*self.started.get()).is_empty() });
@@ -320,6 +324,17 @@ impl WorkerLocal {
                 global.push(deadline, action);
             }
         }
+    }
+
+    /// Takes back the worker's deque once its loop has ended, giving its unused stack
+    /// reservations and cached stacks back to the arena: for a spare that leaves its slot.
+    pub(crate) fn into_deque(self) -> Worker<TaskRef> {
+        let budget = self.stack_budget.replace(0);
+        if budget > 0 {
+            self.shared.stacks.release(budget);
+        }
+        self.stacks.borrow_mut().flush();
+        self.local
     }
 
     fn next_tick(&self) -> u32 {
@@ -388,7 +403,7 @@ impl WorkerLocal {
 
     /// Looks for work in other workers' deques, as a searcher (see [`super::idle`]).
     fn search(&self) -> Option<TaskRef> {
-        if self.shared.procs == 1 {
+        if self.shared.steal_slots() == 1 {
             return None;
         }
         if !self.searching.get() {
@@ -420,10 +435,10 @@ impl WorkerLocal {
 
     /// Steals half of a random victim's not-yet-started goroutines.
     fn steal_from_others(&self) -> Option<TaskRef> {
-        let procs = self.shared.procs;
-        let start = self.next_random() as usize % procs;
-        for offset in 0..procs {
-            let victim = (start + offset) % procs;
+        let slots = self.shared.steal_slots();
+        let start = self.next_random() as usize % slots;
+        for offset in 0..slots {
+            let victim = (start + offset) % slots;
             if victim == self.index {
                 continue;
             }
@@ -456,13 +471,21 @@ impl WorkerLocal {
         x
     }
 
-    /// Sleeps until there may be work (the protocol is in [`super::idle`]).
-    fn park(&self) {
+    /// Sleeps until there may be work (the protocol is in [`super::idle`]). Returns false if
+    /// this is a spare worker that retired instead: it has no started goroutine left to wait
+    /// for, and found no work in its final look (see [`super::spare`]).
+    fn park(&self) -> bool {
         let shared = &*self.shared;
         // Tell the monitor this worker runs nothing now.
         self.activity.parking(self.epoch.get());
         let was_searching = self.searching.replace(false);
-        shared.idle.before_park(self.index, was_searching);
+        // SAFETY: the worker loop, between goroutines (`started` doc).
+        let retiring = self.index >= shared.procs && unsafe { (*self.started.get()).is_empty() };
+        if retiring {
+            shared.idle.retire_spare(was_searching);
+        } else {
+            shared.idle.before_park(self.index, was_searching);
+        }
         let remote = &shared.remotes[self.index];
         // The final look: after publishing that we park, every queue once more.
         let work_left = !remote.inbox.is_empty()
@@ -470,6 +493,19 @@ impl WorkerLocal {
             || shared.has_stealable_work()
             || (shared.phase() >= phase::CANCELLING && !self.cancel_seen.get())
             || shared.phase() == phase::STOPPING;
+        if retiring {
+            if !work_left {
+                return false;
+            }
+            // Work came after all: count ourselves back in and go on, searching on if we were
+            // a searcher (as below, for a cancelled park).
+            shared.idle.add_spare();
+            shared.monitor.worker_awake();
+            if was_searching && shared.idle.try_start_searching() {
+                self.searching.set(true);
+            }
+            return true;
+        }
         if !work_left {
             let next_timer = self.timers.borrow().next_deadline();
             let busy = self
@@ -497,6 +533,7 @@ impl WorkerLocal {
             // refused, half the workers search already and the same holds for them.
             self.searching.set(true);
         }
+        true
     }
 
     /// Resumes `task` (starting it if it is new) until it finishes, yields or parks.
