@@ -7,7 +7,10 @@
 //!   `steal_from_others`, `stop_searching`, `park` (`before_park`, the final look at every
 //!   queue and the phase, `Parker::park`, `after_wake`) and `push_spawned`;
 //! - `sched/shared.rs`: `Shared::spawn` from outside (injector push, then `notify_work`),
-//!   `notify_work`, `has_stealable_work`, `phase` and `set_phase`.
+//!   `notify_work`, `has_stealable_work`, `phase` and `set_phase`;
+//! - `sched/spare.rs`: a spare worker, counted in by `Idle::add_spare` before its thread
+//!   starts, that retires (`Idle::retire_spare`, the final look, `add_spare` if it finds
+//!   work) where a worker would park.
 //!
 //! The queues are `queues.rs`'s models of crossbeam-deque. Inboxes (pinned work) and the
 //! `CANCELLING` phase are left out: pinned work reaches a worker through its `Parker` alone
@@ -48,6 +51,11 @@ struct Shared {
 
 impl Shared {
     fn new(on_run: impl Fn(&Shared) + Send + Sync + 'static) -> Arc<Shared> {
+        Shared::with_spares(0, on_run)
+    }
+
+    /// A runtime of `PROCS` workers and `spares` spare slots.
+    fn with_spares(spares: usize, on_run: impl Fn(&Shared) + Send + Sync + 'static) -> Arc<Shared> {
         let idle = Idle::new(PROCS);
         // Loom gives an atomic's initial value no place in the SeqCst order (see
         // `queues::Injector::new`): a SeqCst load in `notify_work` could read `Idle::new`'s
@@ -58,7 +66,7 @@ impl Shared {
         idle.stop_searching();
         Arc::new(Shared {
             injector: Injector::new(),
-            remotes: (0..PROCS)
+            remotes: (0..PROCS + spares)
                 .map(|_| Remote {
                     deque: Deque::new(),
                     parker: Parker::new(),
@@ -146,7 +154,9 @@ impl Worker {
             if self.shared.phase() == STOPPING {
                 break;
             }
-            self.park();
+            if !self.park() {
+                break;
+            }
         }
     }
 
@@ -179,19 +189,37 @@ impl Worker {
     }
 
     fn steal_from_others(&self) -> bool {
-        (1..PROCS)
-            .map(|offset| (self.index + offset) % PROCS)
+        let slots = self.shared.remotes.len();
+        (1..slots)
+            .map(|offset| (self.index + offset) % slots)
             .any(|victim| take(|| self.shared.remotes[victim].deque.steal()))
     }
 
-    fn park(&self) {
+    /// Returns false if this is a spare (the model's goroutines finish at once, so a spare
+    /// never has one to wait for) that retired.
+    fn park(&self) -> bool {
         let shared = &*self.shared;
         let was_searching = self.searching.replace(false);
-        shared.idle.before_park(self.index, was_searching);
+        let retiring = self.index >= PROCS;
+        if retiring {
+            shared.idle.retire_spare(was_searching);
+        } else {
+            shared.idle.before_park(self.index, was_searching);
+        }
         // The final look: after publishing that we park, every queue once more.
         let work_left = !self.local().worker_is_empty()
             || shared.has_stealable_work()
             || shared.phase() == STOPPING;
+        if retiring {
+            if !work_left {
+                return false;
+            }
+            shared.idle.add_spare();
+            if was_searching && shared.idle.try_start_searching() {
+                self.searching.set(true);
+            }
+            return true;
+        }
         if !work_left {
             shared.remotes[self.index].parker.park(None, || {});
         }
@@ -200,6 +228,7 @@ impl Worker {
         } else if work_left && was_searching && shared.idle.try_start_searching() {
             self.searching.set(true);
         }
+        true
     }
 }
 
@@ -284,5 +313,25 @@ fn last_searcher_wakes_a_worker_for_the_rest() {
         for worker in workers {
             worker.join().unwrap();
         }
+    });
+}
+
+/// Worker 0 is blocked in a system call (the model never runs it), and the monitor has started
+/// a spare for it; a goroutine spawned from outside arrives while the spare may be retiring
+/// and worker 1 may be parking. Whichever order: the goroutine runs. Either the producer's
+/// look at the idle state comes before the spare's retirement, and then the spare's final
+/// look sees the goroutine, or it comes after, and then it sees one worker fewer awake and
+/// wakes worker 1 if worker 1 sleeps.
+#[test]
+fn a_retiring_spare_strands_no_work() {
+    check(|| {
+        let shared = Shared::with_spares(1, |shared| shared.set_phase(STOPPING));
+        // `Spares::start`: counted in before its thread exists.
+        shared.idle.add_spare();
+        let spare = spawn_worker(PROCS, &shared);
+        let other = spawn_worker(1, &shared);
+        shared.spawn_outside();
+        other.join().unwrap();
+        spare.join().unwrap();
     });
 }
