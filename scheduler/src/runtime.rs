@@ -19,7 +19,7 @@ use crate::sched::context;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::monitor;
 use crate::sched::shared::{Shared, phase};
-use crate::sched::worker::WorkerLocal;
+use crate::sched::worker;
 use crate::spawn_error::SpawnError;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
@@ -103,7 +103,7 @@ impl Runtime {
                 .name(format!("scheduler-worker-{index}"))
                 .spawn(move || {
                     let _signal_stack = signal_stack.enter(shared.stacks.usable());
-                    WorkerLocal::new(index, shared, local).run();
+                    worker::thread_main(index, shared, local);
                 })?;
             // On error, `runtime` drops here and stops the workers started so far.
             runtime.threads.push(thread);

@@ -12,16 +12,17 @@
 //! 3. the process-wide timer thread, if it was started, has no live timer pending and is not
 //!    firing one;
 //! 4. no job of the runtime's blocking pool runs or waits in its queue;
-//! 5. the process has no other thread than the runtime's workers, its monitor, its blocking
-//!    pool's (idle) threads, the thread in `block_on` and the timer thread.
+//! 5. the process has no other thread than the runtime's workers (spare workers included,
+//!    while they occupy a slot), its monitor, its blocking pool's (idle) threads, the thread
+//!    in `block_on` and the timer thread.
 //!
 //! Then nothing can ever run again: a goroutine is woken only by a goroutine, a timer or a
 //! thread, and every one of them is asleep for good or absent; an idle pool thread only runs
 //! jobs that a goroutine or a thread submits. Condition 5 is what stands in for "nobody
 //! outside holds a handle": a handle held outside is held by some thread, and a thread that
 //! does not exist cannot use it (only a running thread could start one). The monitor wakes a
-//! worker only for goroutines queued behind a worker that runs one, and with every worker
-//! asleep none runs; it holds no handle of any goroutine. It is
+//! worker, or starts a spare, only for goroutines queued behind a worker that runs one, and
+//! with every worker asleep none runs; it holds no handle of any goroutine. It is
 //! conservative: any other thread in the process (another runtime's workers, a thread that
 //! only logs) turns detection off, so a program that only *might* be woken from outside is
 //! never declared deadlocked. Goroutines blocked in something other than this crate's
@@ -43,6 +44,13 @@
 //! way, by a version that every submitted job and every retiring thread changes; and a pool
 //! thread that finishes the last running job, or retires, asks the watchers to check again
 //! when every worker sleeps (`crate::blocking`), since no worker would.
+//!
+//! Spare workers (`super::spare`) add two events. A spare that vacates its slot may have been
+//! the last worker awake, so it reports a stall itself when every other worker sleeps for
+//! good; the check joins the threads of spares that left before it counts threads. A spare
+//! that starts turns "every worker asleep" false without waking anyone, so its start is
+//! counted as a wake; it only takes goroutines already queued, so a verdict reached just
+//! before it started was true.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,7 +7,10 @@
 //!   the resume's epoch in the worker's [`Activity::request`];
 //! * if goroutines that have not started wait in that worker's deque, calls `notify_work`, so
 //!   that a parked worker wakes and steals them (the stuck worker may be blocked in a system
-//!   call and never come back to its queue).
+//!   call and never come back to its queue);
+//! * if the worker is *blocked* (its thread asleep in the kernel and using almost no CPU, not
+//!   computing) and goroutines wait in a stealable queue, wakes a parked worker even when
+//!   `procs` count as awake, or else starts a spare worker ([`super::spare`]).
 //!
 //! # What a worker publishes
 //!
@@ -47,8 +50,8 @@
 //!
 //! It never interrupts a goroutine: there is no signal-based preemption (design.md, rejected
 //! designs). A goroutine that never reaches a checkpoint or a suspension point keeps its
-//! worker; the request only counts it. When every worker is stuck, the goroutines waiting in
-//! their deques wait too: the monitor starts no threads.
+//! worker; the request only counts it. When every worker computes, the goroutines waiting in
+//! their deques wait too: spares are only for blocked workers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};

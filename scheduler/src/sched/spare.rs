@@ -55,7 +55,7 @@ use parking_lot::Mutex;
 
 use super::deadlock;
 use super::shared::{Shared, phase};
-use super::worker::WorkerLocal;
+use super::worker::{self, WorkerLocal};
 use crate::goroutine::overflow::AltStack;
 use crate::goroutine::task::TaskRef;
 
@@ -151,9 +151,7 @@ impl Spares {
                     .local
                     .take()
                     .expect("an occupied slot's deque waits for its thread");
-                let worker = WorkerLocal::new(index, thread_shared.clone(), local);
-                worker.run();
-                thread_shared.spares.vacate(&thread_shared, index, worker);
+                worker::thread_main(index, thread_shared, local);
             });
         match spawned {
             Ok(handle) => {
@@ -176,7 +174,7 @@ impl Spares {
     /// Called on a spare's thread after its worker loop ended (it retired, or the runtime
     /// stops): gives the slot back, then reports a stall if every other worker sleeps for good
     /// (the spare was the last one awake, so no sleeping worker would report it).
-    fn vacate(&self, shared: &Shared, index: usize, worker: WorkerLocal) {
+    pub(crate) fn vacate(&self, shared: &Shared, index: usize, worker: WorkerLocal) {
         let local = worker.into_deque();
         {
             let mut slots = self.slots.lock();

@@ -352,7 +352,10 @@ impl WorkerLocal {
             return Some(task);
         }
         self.drain_inbox();
+        // `is_empty` first: two loads, inlined, where a pop is a call that takes the deque's
+        // bottom (and after a yield the deque is usually empty).
         if self.prefer_local.replace(false)
+            && !self.local.is_empty()
             && let Some(task) = self.local.pop()
         {
             return Some(task);
@@ -474,6 +477,9 @@ impl WorkerLocal {
     /// Sleeps until there may be work (the protocol is in [`super::idle`]). Returns false if
     /// this is a spare worker that retired instead: it has no started goroutine left to wait
     /// for, and found no work in its final look (see [`super::spare`]).
+    // Out of line: the worker loop around it is the hot path of every yield and wake, and
+    // parking is the slow path that follows a fruitless search anyway.
+    #[inline(never)]
     fn park(&self) -> bool {
         let shared = &*self.shared;
         // Tell the monitor this worker runs nothing now.
@@ -758,6 +764,17 @@ impl WorkerLocal {
             task.header().cancelled.store(true, Ordering::Relaxed);
             unpark(task);
         }
+    }
+}
+
+/// The body of a worker thread, base or spare, after its signal stack is set up: runs the
+/// worker loop until the runtime stops (or, for a spare, until it retires), then gives a
+/// spare's slot back. The only caller of [`WorkerLocal::run`], which keeps it inlined here.
+pub(crate) fn thread_main(index: usize, shared: Arc<Shared>, local: Worker<TaskRef>) {
+    let worker = WorkerLocal::new(index, shared.clone(), local);
+    worker.run();
+    if index >= shared.procs {
+        shared.spares.vacate(&shared, index, worker);
     }
 }
 
