@@ -233,6 +233,36 @@ mod tests {
     }
 
     #[test]
+    fn a_blocked_worker_gets_a_parked_one_woken_though_procs_count_as_awake() {
+        let idle = Idle::new(1);
+        // Worker 0 is blocked (unparked); a spare started, then parked with goroutines of
+        // its own to wait for.
+        idle.add_spare();
+        idle.before_park(1, false);
+        assert_eq!(idle.unparked(), 1);
+        assert_eq!(idle.notify_work(), None, "procs (1) count as unparked");
+        assert_eq!(idle.notify_for_blocked(), Some(1));
+        assert_eq!(idle.notify_for_blocked(), None, "the woken one searches");
+        assert!(idle.after_wake(1), "woken as a searcher");
+        assert_eq!(idle.unparked(), 2);
+    }
+
+    #[test]
+    fn a_spare_that_retires_leaves_no_sleeper_behind() {
+        let idle = Idle::new(1);
+        idle.add_spare();
+        assert!(idle.try_start_searching());
+        idle.retire_spare(true);
+        assert_eq!(idle.unparked(), 1);
+        // Not a sleeper: nobody can wake it.
+        assert_eq!(idle.notify_for_blocked(), None);
+        // Its final look found work: counted back in, not searching.
+        idle.add_spare();
+        assert_eq!(idle.unparked(), 2);
+        assert!(idle.try_start_searching(), "nobody searches");
+    }
+
+    #[test]
     fn self_wake_restores_count() {
         let idle = Idle::new(1);
         idle.before_park(0, true);
