@@ -1,4 +1,5 @@
-//! The workloads, as `shared/anchors/README.md` defines them. Each runs on the root goroutine.
+//! The workloads, as `shared/anchors/README.md` defines them, plus `pingpong-split`, which has
+//! no peer (see its function). Each runs on the root goroutine.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -6,7 +7,14 @@ use std::time::{Duration, Instant};
 use scheduler::{WaitGroup, chan};
 
 pub(crate) const WORKLOADS: &[&str] = &[
-    "spawn", "yield", "pingpong", "fib", "fanout", "live", "skynet",
+    "spawn",
+    "yield",
+    "pingpong",
+    "fib",
+    "fanout",
+    "live",
+    "skynet",
+    "pingpong-split",
 ];
 
 /// What a workload measured.
@@ -37,6 +45,7 @@ pub(crate) fn run(workload: &str, n: u64) -> Outcome {
         "spawn" => spawn(n),
         "yield" => yield_(n),
         "pingpong" => pingpong(n),
+        "pingpong-split" => pingpong_split(n),
         "fib" => fib_workload(n),
         "fanout" => fanout(n),
         "live" => live(n),
@@ -96,6 +105,47 @@ fn pingpong(n: u64) -> Outcome {
         let v = pong_rx.recv().expect("pong open");
         if v != i && check.is_ok() {
             check = Err(format!("pingpong: sent {i}, got {v} back"));
+        }
+    }
+    echo.join().expect("echo panicked");
+    Outcome {
+        check,
+        ..Outcome::timed(start, n)
+    }
+}
+
+/// `pingpong` with the two goroutines started on two different workers, where they stay: the
+/// echo goroutine starts while the root holds its own worker's thread, so another worker
+/// (procs >= 2) starts it. Every hand-off is then a wake across threads, the case that peers
+/// which move goroutines (Go's `runnext`, tokio's and may's stealing) avoid by migration, and
+/// that this runtime meets with a worker that watches its parker briefly before it sleeps.
+/// Needs procs >= 2 (with one proc, a spare worker starts the echo after a time slice).
+fn pingpong_split(n: u64) -> Outcome {
+    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let echo = scheduler::spawn(move || {
+        started_tx
+            .send(std::thread::current().id())
+            .expect("root waits");
+        for _ in 0..n {
+            let v = ping_rx.recv().expect("ping open");
+            pong_tx.send(v).expect("pong open");
+        }
+    });
+    // Blocks this worker's thread, so the echo starts elsewhere.
+    let echo_thread = started_rx.recv().expect("echo started");
+    let mut check = if echo_thread == std::thread::current().id() {
+        Err("pingpong-split: both goroutines ran on one thread".to_owned())
+    } else {
+        Ok(())
+    };
+    let start = Instant::now();
+    for i in 0..n {
+        ping_tx.send(i).expect("ping open");
+        let v = pong_rx.recv().expect("pong open");
+        if v != i && check.is_ok() {
+            check = Err(format!("pingpong-split: sent {i}, got {v} back"));
         }
     }
     echo.join().expect("echo panicked");

@@ -101,6 +101,15 @@ impl Parker {
         }
     }
 
+    /// Whether an unpark came since the last `park` returned (the next `park` returns at
+    /// once). A hint for the owner's spin before it parks.
+    #[cfg_attr(loom, allow(dead_code))] // the spin is not modelled: `park` decides
+    #[inline]
+    pub(crate) fn is_notified(&self) -> bool {
+        // Relaxed: only a hint; `park`'s Acquire CAS takes what the notifier published.
+        self.state.load(Ordering::Relaxed) == NOTIFIED
+    }
+
     /// Whether the owner sleeps with no deadline, and no unpark has come since.
     #[cfg_attr(loom, allow(dead_code))] // only the deadlock check uses it; not modelled
     pub(crate) fn is_parked_forever(&self) -> bool {

@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
 
 use corosensei::stack::Stack;
 use corosensei::{Coroutine, CoroutineResult};
@@ -518,6 +519,7 @@ impl WorkerLocal {
                 .stats
                 .asleep(self.awake_since.get(), self.busy_ns.get(), true);
             self.busy_ns.set(busy);
+            spin_until_notified(&remote.parker);
             remote.parker.park(next_timer, || {
                 if deadlock::all_asleep(shared) {
                     shared.deadlock.stalled();
@@ -775,6 +777,31 @@ pub(crate) fn thread_main(index: usize, shared: Arc<Shared>, local: Worker<TaskR
     worker.run();
     if index >= shared.procs {
         shared.spares.vacate(&shared, index, worker);
+    }
+}
+
+/// How long a worker with nothing to do watches its parker before it goes to sleep.
+const PARK_SPIN: Duration = Duration::from_micros(50);
+
+/// Spins for up to [`PARK_SPIN`] until `parker` is notified (a wake of one of this worker's
+/// goroutines from another thread, or work for it to take), so that a wake arriving soon
+/// after the worker ran out of work costs the waker a store instead of a futex wake, and the
+/// worker the tens of microseconds it takes a sleeping thread to run again. Goroutines that
+/// talk across two workers (each started goroutine stays on its thread) wake each other that
+/// way at every hand-off. The worker is already counted as parked (it made its final look),
+/// so the spin changes nothing the idle protocol relies on.
+fn spin_until_notified(parker: &super::parker::Parker) {
+    let until = Instant::now() + PARK_SPIN;
+    loop {
+        for _ in 0..64 {
+            if parker.is_notified() {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= until {
+            return;
+        }
     }
 }
 
