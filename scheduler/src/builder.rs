@@ -178,8 +178,8 @@ impl Builder {
     /// to yield at its next [`checkpoint`](crate::checkpoint) (Go's 10 ms preemption slice).
     /// `build` rejects zero.
     ///
-    /// The monitor thread looks at the workers every half slice while any of them is awake, so
-    /// a goroutine that calls `checkpoint` in its loop yields after one to one and a half
+    /// The monitor thread looks at the workers every quarter slice while any of them is awake,
+    /// so a goroutine that calls `checkpoint` in its loop yields after one to one and a quarter
     /// slices (later if the OS is slow to run the monitor); when every worker is idle, the
     /// monitor sleeps until one wakes up. The same look notices a worker stuck for a slice
     /// with goroutines that have not started in its queue, and wakes an idle worker to take

@@ -32,8 +32,8 @@
 //!
 //! # Sleeping
 //!
-//! While some worker is unparked the monitor wakes every half time slice (so a goroutine is
-//! asked to yield after one to one and a half slices). When every worker is parked there is
+//! While some worker is unparked the monitor wakes every quarter time slice (so a goroutine
+//! is asked to yield after one to one and a quarter slices). When every worker is parked there is
 //! nothing to watch: it sleeps without a deadline on its condvar, and a worker that wakes up
 //! (`WorkerLocal::park`, after `Idle::after_wake`) wakes it. Why no such wake is lost: the
 //! monitor stores `sleeping` (SeqCst) before it reads the unparked count (SeqCst load in
@@ -269,7 +269,7 @@ impl Monitor {
             }
         } else {
             self.sleeping.store(false, Ordering::SeqCst);
-            let tick = (self.time_slice / 2).max(MIN_TICK);
+            let tick = (self.time_slice / 4).max(MIN_TICK);
             self.wakeup.wait_for(&mut lock, tick);
         }
         true
