@@ -77,7 +77,10 @@ pub(crate) struct Spares {
     slots: Mutex<Vec<Slot>>,
     /// Spares occupying a slot now. Changed under `slots`' lock; read as a hint.
     occupied: AtomicUsize,
-    /// Spares started so far (a statistic).
+    /// Spares started so far: a statistic, and `Shared::steal_slots`'s sign that thieves must
+    /// look at the spare slots. Incremented under `slots`' lock before the new spare can take
+    /// its deque (its thread takes the same lock first), so a thief that sees work a spare
+    /// queued (the deque's hand-over synchronises with the spare) sees the increment too.
     started: AtomicUsize,
 }
 
@@ -108,8 +111,10 @@ impl Spares {
     }
 
     /// Spares started since the runtime began.
+    #[inline]
     pub(crate) fn started(&self) -> usize {
-        // Relaxed: a statistic.
+        // Relaxed: the lock orders the increment before anything a spare does (see the
+        // field); a thief that reads 0 has seen nothing of any spare.
         self.started.load(Ordering::Relaxed)
     }
 
