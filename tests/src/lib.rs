@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use scheduler::{Runtime, WaitGroup};
+use scheduler::{Metrics, Runtime, WaitGroup};
 
 /// The limit [`watchdog`] callers use for a test's whole body: generous, because CI runs the
 /// suite in debug mode on two shared cores, yet it turns a hang into a failure with a message.
@@ -89,6 +89,31 @@ pub fn spin_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         assert!(
             Instant::now() < deadline,
             "{what}: still not true after {limit:?}"
+        );
+        thread::yield_now();
+    }
+}
+
+/// Polls `rt.metrics()` until `done` accepts a snapshot, and returns it; fails naming `what`
+/// with the last snapshot after [`SPIN_LIMIT`].
+///
+/// A snapshot is read field by field while goroutines move, so `done` should name every
+/// field the caller relies on: one field can read the settled state while another still
+/// reads the state before.
+///
+/// # Panics
+///
+/// If no snapshot is accepted within [`SPIN_LIMIT`].
+pub fn settle(rt: &Runtime, what: &str, mut done: impl FnMut(&Metrics) -> bool) -> Metrics {
+    let deadline = Instant::now() + SPIN_LIMIT;
+    loop {
+        let m = rt.metrics();
+        if done(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the metrics did not settle within {SPIN_LIMIT:?}; last snapshot:\n{m}"
         );
         thread::yield_now();
     }

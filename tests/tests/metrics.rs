@@ -9,30 +9,12 @@
 
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use scheduler::context::Context;
 use scheduler::sync::{Mutex, Semaphore};
 use scheduler::{Metrics, Runtime, WaitGroup, chan, select};
-use scheduler_tests::{HANG_LIMIT, SPIN_LIMIT, expect_panic, runtime, watchdog};
-
-/// Polls `rt.metrics()` until `done` accepts a snapshot, and returns it; fails naming `what`
-/// with the last snapshot after [`SPIN_LIMIT`].
-fn settle(rt: &Runtime, what: &str, mut done: impl FnMut(&Metrics) -> bool) -> Metrics {
-    let deadline = Instant::now() + SPIN_LIMIT;
-    loop {
-        let m = rt.metrics();
-        if done(&m) {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the metrics did not settle within {SPIN_LIMIT:?}; last snapshot:\n{m}"
-        );
-        thread::yield_now();
-    }
-}
+use scheduler_tests::{HANG_LIMIT, expect_panic, runtime, settle, watchdog};
 
 /// A runtime of one worker that a goroutine can hold still by blocking its thread: without
 /// spare workers, which the monitor would otherwise start for the goroutines queued behind it.

@@ -11,10 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use scheduler::{Metrics, Runtime, chan};
-use scheduler_tests::{
-    HANG_LIMIT, PROMPT_LIMIT, SPIN_LIMIT, busy_work, spare_thread_count, watchdog,
-};
+use scheduler::{Runtime, chan};
+use scheduler_tests::{HANG_LIMIT, PROMPT_LIMIT, busy_work, settle, spare_thread_count, watchdog};
 
 /// One test at a time: each counts the spare threads of the process.
 fn serial() -> MutexGuard<'static, ()> {
@@ -32,23 +30,6 @@ fn one_proc(max_spare_workers: Option<usize>) -> Runtime {
     }
     .build()
     .unwrap()
-}
-
-/// Polls `rt.metrics()` until `done` accepts a snapshot; fails naming `what` after
-/// [`SPIN_LIMIT`].
-fn settle(rt: &Runtime, what: &str, done: impl Fn(&Metrics) -> bool) -> Metrics {
-    let deadline = Instant::now() + SPIN_LIMIT;
-    loop {
-        let m = rt.metrics();
-        if done(&m) {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {SPIN_LIMIT:?}; last snapshot:\n{m}"
-        );
-        thread::yield_now();
-    }
 }
 
 #[test]
