@@ -93,25 +93,41 @@ fn pingpong(n: u64) -> Outcome {
     let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
     let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
     let start = Instant::now();
-    let echo = scheduler::spawn(move || {
-        for _ in 0..n {
-            let v = ping_rx.recv().expect("ping open");
-            pong_tx.send(v).expect("pong open");
-        }
-    });
-    let mut check = Ok(());
-    for i in 0..n {
-        ping_tx.send(i).expect("ping open");
-        let v = pong_rx.recv().expect("pong open");
-        if v != i && check.is_ok() {
-            check = Err(format!("pingpong: sent {i}, got {v} back"));
-        }
-    }
+    let echo = scheduler::spawn(move || echo(n, &ping_rx, &pong_tx));
+    let check = ping_rounds(n, &ping_tx, &pong_rx, "pingpong");
     echo.join().expect("echo panicked");
     Outcome {
         check,
         ..Outcome::timed(start, n)
     }
+}
+
+/// The echo side of a ping-pong: `n` times, receives a value on `ping` and sends it back on
+/// `pong`.
+fn echo(n: u64, ping: &chan::Receiver<u64>, pong: &chan::Sender<u64>) {
+    for _ in 0..n {
+        let v = ping.recv().expect("ping open");
+        pong.send(v).expect("pong open");
+    }
+}
+
+/// The root's side of a ping-pong: sends `0..n` on `ping`, each one once the previous came
+/// back on `pong`; the first value that came back wrong, described.
+fn ping_rounds(
+    n: u64,
+    ping: &chan::Sender<u64>,
+    pong: &chan::Receiver<u64>,
+    workload: &str,
+) -> Result<(), String> {
+    let mut check = Ok(());
+    for i in 0..n {
+        ping.send(i).expect("ping open");
+        let v = pong.recv().expect("pong open");
+        if v != i && check.is_ok() {
+            check = Err(format!("{workload}: sent {i}, got {v} back"));
+        }
+    }
+    check
 }
 
 /// `pingpong` with the two goroutines started on two different workers, where they stay: the
@@ -128,27 +144,16 @@ fn pingpong_split(n: u64) -> Outcome {
         started_tx
             .send(std::thread::current().id())
             .expect("root waits");
-        for _ in 0..n {
-            let v = ping_rx.recv().expect("ping open");
-            pong_tx.send(v).expect("pong open");
-        }
+        echo(n, &ping_rx, &pong_tx);
     });
     // Blocks this worker's thread, so the echo starts elsewhere.
     let echo_thread = started_rx.recv().expect("echo started");
-    let mut check = if echo_thread == std::thread::current().id() {
-        Err("pingpong-split: both goroutines ran on one thread".to_owned())
-    } else {
-        Ok(())
-    };
     let start = Instant::now();
-    for i in 0..n {
-        ping_tx.send(i).expect("ping open");
-        let v = pong_rx.recv().expect("pong open");
-        if v != i && check.is_ok() {
-            check = Err(format!("pingpong-split: sent {i}, got {v} back"));
-        }
-    }
+    let mut check = ping_rounds(n, &ping_tx, &pong_rx, "pingpong-split");
     echo.join().expect("echo panicked");
+    if echo_thread == std::thread::current().id() {
+        check = Err("pingpong-split: both goroutines ran on one thread".to_owned());
+    }
     Outcome {
         check,
         ..Outcome::timed(start, n)
