@@ -410,6 +410,78 @@ mod tests {
         handle
     }
 
+    /// Runs `body` on a thread that has published itself in an `Activity`, and returns the
+    /// activity once it has; the thread ends when `body` returns.
+    fn published_thread(
+        body: impl FnOnce() + Send + 'static,
+    ) -> (Arc<Activity>, std::thread::JoinHandle<()>) {
+        let activity = Arc::new(Activity::default());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let published = activity.clone();
+        let thread = std::thread::spawn(move || {
+            published.publish_thread();
+            ready_tx.send(()).unwrap();
+            body();
+        });
+        ready_rx.recv().unwrap();
+        (activity, thread)
+    }
+
+    #[test]
+    fn a_thread_waiting_in_the_kernel_is_judged_blocked() {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (activity, thread) = published_thread(move || {
+            let _ = release_rx.recv();
+        });
+        let deadline = Instant::now() + LIMIT;
+        while !activity.thread_sleeps() {
+            assert!(
+                Instant::now() < deadline,
+                "the thread never showed as asleep"
+            );
+            std::thread::yield_now();
+        }
+        let mut seen = Seen::new(1, Instant::now());
+        assert!(
+            !seen.is_blocked(&activity, Instant::now()),
+            "the first look only takes the CPU time"
+        );
+        let mut blocked = false;
+        while !blocked {
+            assert!(
+                Instant::now() < deadline,
+                "a waiting thread was never judged blocked"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+            blocked = seen.is_blocked(&activity, Instant::now());
+        }
+        release_tx.send(()).unwrap();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_that_computes_is_not_judged_blocked() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_in = stop.clone();
+        let (activity, thread) = published_thread(move || {
+            let mut x = 1_u64;
+            // Relaxed: a stop flag; the join orders the rest.
+            while !stop_in.load(Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005) + 1);
+            }
+        });
+        let mut seen = Seen::new(1, Instant::now());
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(2));
+            assert!(
+                !seen.is_blocked(&activity, Instant::now()),
+                "a thread that computes was judged blocked"
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+    }
+
     #[test]
     fn requests_name_one_resume() {
         let activity = Activity::default();
