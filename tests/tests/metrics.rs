@@ -8,6 +8,7 @@
 //! std channel keeps its worker from doing anything else (with spare workers turned off).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -255,6 +256,90 @@ fn parks_grow_when_workers_go_idle() {
         rt.spawn(|| ()).join().unwrap();
         // The spawn woke a worker; once it is done, it sleeps again.
         settle(&rt, "a woken worker sleeps again", |m| parks(m) > before);
+    });
+}
+
+#[test]
+fn metrics_add_up_under_a_steady_load() {
+    // Goroutines that keep moving (ping-pong pairs across channels, yielders, short sleepers)
+    // and none that starts or ends while the snapshots are taken. Every change to a worker's
+    // counters is made by that worker, one at a time, so a snapshot taken in the middle of one
+    // can count one goroutine twice or not at all on that worker: the sum is within `procs` of
+    // `live`, which is exact.
+    const PROCS: usize = 2;
+    const PAIRS: usize = 3;
+    const YIELDERS: usize = 2;
+    const SLEEPERS: usize = 2;
+    const GOROUTINES: usize = 2 * PAIRS + YIELDERS + SLEEPERS;
+    const SNAPSHOTS: usize = 300;
+    watchdog("metrics under load", HANG_LIMIT, || {
+        let rt = runtime(PROCS);
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = WaitGroup::new();
+        started.add(GOROUTINES);
+        let mut handles = Vec::new();
+        let mut go = |f: Box<dyn FnOnce(&AtomicBool) + Send>| {
+            let (stop, started) = (stop.clone(), started.clone());
+            handles.push(rt.spawn(move || {
+                started.done();
+                f(&stop);
+            }));
+        };
+        for _ in 0..PAIRS {
+            let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+            let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+            go(Box::new(move |stop| {
+                // Relaxed: a stop flag; the joins order the rest.
+                while !stop.load(Ordering::Relaxed) {
+                    ping_tx.send(1).unwrap();
+                    pong_rx.recv().unwrap();
+                }
+                // Closing `ping` ends the echo.
+            }));
+            go(Box::new(move |_| {
+                while let Ok(v) = ping_rx.recv() {
+                    pong_tx.send(v).unwrap();
+                }
+            }));
+        }
+        for _ in 0..YIELDERS {
+            go(Box::new(|stop| {
+                while !stop.load(Ordering::Relaxed) {
+                    scheduler::yield_now();
+                }
+            }));
+        }
+        for _ in 0..SLEEPERS {
+            go(Box::new(|stop| {
+                while !stop.load(Ordering::Relaxed) {
+                    scheduler::sleep(Duration::from_micros(200));
+                }
+            }));
+        }
+        started.wait();
+        let mut exact = 0;
+        for _ in 0..SNAPSHOTS {
+            let m = rt.metrics();
+            assert_eq!(m.live, GOROUTINES, "{m}");
+            assert_eq!((m.global_queue, m.inline), (0, 0), "all started: {m}");
+            let sum = m.runnable + m.running + m.blocked.total();
+            assert!(
+                sum.abs_diff(m.live) <= PROCS,
+                "live != runnable + running + blocked, by more than one per worker:\n{m}"
+            );
+            assert!(m.running <= PROCS, "{m}");
+            exact += usize::from(sum == m.live);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            h.join().unwrap();
+        }
+        // Most snapshots fall between two changes: an off-by-one is a caught transition,
+        // not a counter that drifts.
+        assert!(
+            exact > SNAPSHOTS / 2,
+            "only {exact} of {SNAPSHOTS} snapshots added up exactly"
+        );
     });
 }
 
