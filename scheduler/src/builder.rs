@@ -84,6 +84,7 @@ impl Builder {
     ///
     /// ```
     /// use std::sync::mpsc;
+    /// use std::time::Duration;
     ///
     /// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
     /// rt.block_on(|| {
@@ -91,7 +92,8 @@ impl Builder {
     ///     // Queued behind the main goroutine on the only worker...
     ///     let sender = scheduler::spawn(move || tx.send("from a spare worker").unwrap());
     ///     // ...which blocks its thread until that goroutine has run: a spare runs it.
-    ///     assert_eq!(rx.recv().unwrap(), "from a spare worker");
+    ///     let got = rx.recv_timeout(Duration::from_secs(30));
+    ///     assert_eq!(got, Ok("from a spare worker"));
     ///     sender.join().unwrap();
     /// });
     /// ```

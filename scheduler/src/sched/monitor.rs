@@ -152,21 +152,17 @@ impl Activity {
 
     /// Whether the worker thread sleeps in the kernel right now (state `S` or `D` in
     /// `/proc`): waiting in a system call, not computing and not merely waiting for a CPU
-    /// (`R`). False when unknown.
-    fn thread_sleeps(&self) -> bool {
+    /// (`R`). `None` when the system does not tell (no `/proc`).
+    fn thread_sleeps(&self) -> Option<bool> {
         // Relaxed: see `publish_thread`.
         let tid = self.tid.load(Ordering::Relaxed);
         if tid == 0 {
-            return false;
+            return Some(false);
         }
-        let Ok(stat) = std::fs::read(format!("/proc/self/task/{tid}/stat")) else {
-            return false;
-        };
+        let stat = std::fs::read(format!("/proc/self/task/{tid}/stat")).ok()?;
         // `pid (comm) state ...`: the state follows the last ')', as comm may hold one.
-        let Some(close) = stat.iter().rposition(|&b| b == b')') else {
-            return false;
-        };
-        matches!(stat.get(close + 2), Some(b'S' | b'D'))
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        Some(matches!(stat.get(close + 2), Some(b'S' | b'D')))
     }
 
     /// CPU time the worker thread has used, if its clock is known.
@@ -309,7 +305,10 @@ impl Seen {
         match self.cpu.replace((cpu, now)) {
             Some((before, then)) => {
                 let wall = now.duration_since(then);
-                !wall.is_zero() && cpu.saturating_sub(before) * 4 < wall && activity.thread_sleeps()
+                // Without `/proc`, the CPU time alone decides.
+                !wall.is_zero()
+                    && cpu.saturating_sub(before) * 4 < wall
+                    && activity.thread_sleeps().unwrap_or(true)
             }
             None => false,
         }
@@ -434,7 +433,7 @@ mod tests {
             let _ = release_rx.recv();
         });
         let deadline = Instant::now() + LIMIT;
-        while !activity.thread_sleeps() {
+        while activity.thread_sleeps() != Some(true) {
             assert!(
                 Instant::now() < deadline,
                 "the thread never showed as asleep"
