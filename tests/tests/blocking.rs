@@ -344,26 +344,31 @@ fn shutdown_timeout_drops_queued_jobs_awaits_running_ones_and_counts_both() {
     });
 }
 
+/// Moves `rt` into one of its own blocking jobs, runs `f(rt)` there, and returns what it
+/// returned: for what a runtime does when a job of its own drops or shuts it down.
+fn run_in_own_blocking_job<R: Send + 'static>(rt: Runtime, f: fn(Runtime) -> R) -> R {
+    let slot = Arc::new(Mutex::new(None::<Runtime>));
+    let (go, gate) = mpsc::channel::<()>();
+    let job = {
+        let slot = slot.clone();
+        rt.spawn_blocking(move || {
+            gate.recv().unwrap();
+            let rt = slot.lock().unwrap().take().expect("handed over");
+            f(rt)
+        })
+    };
+    *slot.lock().unwrap() = Some(rt);
+    go.send(()).unwrap();
+    job.join().unwrap()
+}
+
 #[test]
 fn dropped_by_its_own_blocking_job_the_runtime_winds_down() {
     let _serial = serial();
     watchdog("drop from a blocking job", HANG_LIMIT, || {
         let workers = worker_thread_count();
-        let rt = runtime(2);
-        let slot = Arc::new(Mutex::new(None::<Runtime>));
-        let (go, gate) = mpsc::channel::<()>();
-        let job = {
-            let slot = slot.clone();
-            rt.spawn_blocking(move || {
-                gate.recv().unwrap();
-                let rt = slot.lock().unwrap().take().expect("handed over");
-                // It cannot wait for this very job: it detaches, and returns at once.
-                drop(rt);
-            })
-        };
-        *slot.lock().unwrap() = Some(rt);
-        go.send(()).unwrap();
-        job.join().unwrap();
+        // It cannot wait for this very job: it detaches, and returns at once.
+        run_in_own_blocking_job(runtime(2), drop);
         settle(
             "workers of the detached runtime",
             workers,
@@ -378,22 +383,12 @@ fn shutdown_timeout_from_its_own_blocking_job_panics() {
     let _serial = serial();
     watchdog("shutdown from a blocking job", HANG_LIMIT, || {
         let workers = worker_thread_count();
-        let rt = runtime(1);
-        let slot = Arc::new(Mutex::new(None::<Runtime>));
-        let (go, gate) = mpsc::channel::<()>();
-        let job = {
-            let slot = slot.clone();
-            rt.spawn_blocking(move || {
-                gate.recv().unwrap();
-                let rt = slot.lock().unwrap().take().expect("handed over");
-                // The panic drops the runtime on the way out, which detaches it.
-                expect_panic(move || rt.shutdown_timeout(HANG_LIMIT))
-            })
-        };
-        *slot.lock().unwrap() = Some(rt);
-        go.send(()).unwrap();
+        // The panic drops the runtime on the way out, which detaches it.
+        let message = run_in_own_blocking_job(runtime(1), |rt| {
+            expect_panic(move || rt.shutdown_timeout(HANG_LIMIT))
+        });
         assert_eq!(
-            job.join().unwrap(),
+            message,
             "scheduler: shutdown_timeout called from one of the runtime's own blocking jobs \
              (it would wait for itself)"
         );
