@@ -67,12 +67,18 @@ fn child_process_entry() {
     panic!("child case {case:?} survived");
 }
 
-fn overflow_spawned_goroutine() {
-    let rt = Runtime::builder()
-        .procs(2)
+/// A runtime of `procs` workers whose goroutines have the smallest stacks allowed, so that
+/// a recursion overflows quickly.
+fn small_stacks(procs: usize) -> Runtime {
+    Runtime::builder()
+        .procs(procs)
         .stack_size(MIN_STACK_SIZE)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+fn overflow_spawned_goroutine() {
+    let rt = small_stacks(2);
     rt.block_on(|| {
         let (deep, go) = started_goroutine(|| {
             recurse(0);
@@ -86,11 +92,7 @@ fn overflow_spawned_goroutine() {
 /// A goroutine run inline by `join` uses its joiner's stack: the joiner is the one named.
 fn overflow_inline_joined_goroutine() {
     // One proc: nobody can steal the inner goroutine before its joiner runs it inline.
-    let rt = Runtime::builder()
-        .procs(1)
-        .stack_size(MIN_STACK_SIZE)
-        .build()
-        .unwrap();
+    let rt = small_stacks(1);
     rt.block_on(|| {
         let (joiner, go) = started_goroutine(|| {
             let inner = scheduler::spawn(|| recurse(0));
@@ -133,11 +135,7 @@ fn overflow_plain_thread() {
 }
 
 fn fault_outside_any_guard() {
-    let rt = Runtime::builder()
-        .procs(2)
-        .stack_size(MIN_STACK_SIZE)
-        .build()
-        .unwrap();
+    let rt = small_stacks(2);
     // SAFETY: a fresh anonymous mapping of one inaccessible page.
     let page = unsafe {
         libc::mmap(
@@ -179,11 +177,7 @@ fn store_byte(addr: usize) {
 }
 
 fn raise_sigsegv_in_goroutine() {
-    let rt = Runtime::builder()
-        .procs(2)
-        .stack_size(MIN_STACK_SIZE)
-        .build()
-        .unwrap();
+    let rt = small_stacks(2);
     rt.block_on(|| {
         scheduler::spawn(|| {
             // A sent SIGSEGV has no fault address and is no overflow: it goes to the handler
