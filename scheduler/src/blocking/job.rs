@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::goroutine::join::{JoinHandle, JoinState};
-use crate::goroutine::task::{BLOCKING, Header, Joinable, Stage};
+use crate::goroutine::task::{BLOCKING, Header, Joinable, Stage, drop_contained};
 use crate::sched::Shared;
 use crate::sched::shared::phase;
 use crate::spawn_error::SpawnError;
@@ -98,8 +98,20 @@ where
     }
 
     fn cancel(&self) {
-        drop(self.take_closure());
+        // On the pool's or the shutting-down thread's stack: contain a panicking drop.
+        drop_contained(self.take_closure());
         self.finish(Err(Box::new(crate::Cancelled)));
+    }
+}
+
+impl<F, T> Drop for BlockingTask<F, T> {
+    /// As a goroutine's: an unjoined result or an unstarted closure is dropped wherever the
+    /// last reference goes, a pool thread included, and a panic there is contained.
+    fn drop(&mut self) {
+        let stage = std::mem::replace(self.stage.get_mut(), Stage::Taken);
+        if !matches!(stage, Stage::Taken) {
+            drop_contained(stage);
+        }
     }
 }
 

@@ -188,6 +188,15 @@ impl Header {
         unsafe { *self.parked_as.get() = kind }
     }
 
+    /// Whether a forced shutdown cancelled the goroutine. Once set, every later suspension
+    /// point of the goroutine unwinds (see [`crate::sched::context`]).
+    ///
+    /// Relaxed: the flag is set by the goroutine's home worker thread itself
+    /// (`WorkerLocal::cancel_started`), and read by the goroutine on that thread.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
     /// Claims a goroutine that has not started, for `worker` (or [`INLINE`]). False if it was
     /// started or claimed already: the caller must not run it.
     pub(crate) fn claim(&self, home: usize) -> bool {
@@ -303,9 +312,44 @@ where
     }
 
     fn cancel(&self) {
-        drop(self.take_closure());
+        // The closure's captures are user values, dropped here on the worker's own stack.
+        drop_contained(self.take_closure());
         self.finish(Err(Box::new(crate::Cancelled)));
     }
+}
+
+impl<F, T> Drop for Task<F, T> {
+    /// The last reference may go anywhere: on a worker's stack after a detached goroutine
+    /// finished, in a timer entry, in a queue. What the cell still holds (an unstarted
+    /// closure, an unjoined result or panic payload) is user code's to drop, and a panic there
+    /// must not unwind through the runtime.
+    fn drop(&mut self) {
+        let stage = std::mem::replace(self.stage.get_mut(), Stage::Taken);
+        if !matches!(stage, Stage::Taken) {
+            drop_contained(stage);
+        }
+    }
+}
+
+/// Drops `value`, a user value the runtime holds (a closure, a result, a panic payload),
+/// containing a panic of its destructor: the panic hook has printed it already, as it does for
+/// a goroutine nobody joins, and the runtime goes on. A payload whose own destructor panics is
+/// contained the same way, a few levels deep, then leaked.
+///
+/// Runtime code that may drop such a value on a worker's or a pool thread's own stack drops
+/// it through here: a panic unwinding out of a worker loop would tear down the goroutines
+/// suspended on that worker.
+pub(crate) fn drop_contained<V>(value: V) {
+    let Err(mut payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) else {
+        return;
+    };
+    for _ in 0..4 {
+        match panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(next) => payload = next,
+        }
+    }
+    std::mem::forget(payload);
 }
 
 /// The typed view a [`JoinHandle`](crate::JoinHandle) keeps of its goroutine.
