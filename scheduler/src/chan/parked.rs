@@ -95,6 +95,10 @@ enum Side {
 
 /// Queues a slot for the running goroutine, parks it with the lock held, and waits until the
 /// slot is completed or the goroutine is woken otherwise.
+///
+/// A goroutine that is already cancelled (it caught its cancellation and waits again) is not
+/// parked by its worker (`WorkerLocal::resume`): it comes back at once, withdraws, and unwinds
+/// in its caller, so that it cannot block a forced shutdown again.
 fn wait<T>(
     chan: &Chan<T>,
     mut state: Guard<'_, State<T>>,
@@ -111,23 +115,57 @@ fn wait<T>(
         Side::Send => state.enqueue_send(party),
         Side::Recv => state.enqueue_recv(party),
     }
+    // From here until the slot is done or withdrawn, the channel's queue points into this
+    // frame. Should the frame go by unwinding (the goroutine's stack torn down while it is
+    // parked), the guard takes the slot out of the queue first.
+    let guard = WithdrawOnUnwind {
+        chan,
+        slot: &slot,
+        side,
+    };
     // Rule 1: the lock is released by the worker once this goroutine is parked.
     park_current_unlocking(state.into_lock(), &slot.task, BlockKind::Channel);
     // Acquire: pairs with the completer's Release store; the value it wrote is visible.
-    if !slot.done.load(Ordering::Acquire) {
-        let mut state = chan.state.lock();
+    let withdrawn = !slot.done.load(Ordering::Acquire) && guard.withdraw_if_open();
+    std::mem::forget(guard);
+    if withdrawn {
+        Waited::Withdrawn(slot.value.into_inner())
+    } else {
+        Waited::Done(slot.value.into_inner())
+    }
+}
+
+/// Keeps a channel's queue from pointing into a goroutine's frame that goes away: taken out of
+/// the queue, under the lock, unless a completer marked it done.
+struct WithdrawOnUnwind<'a, T> {
+    chan: &'a Chan<T>,
+    slot: &'a ParkedSlot<T>,
+    side: Side,
+}
+
+impl<T> WithdrawOnUnwind<'_, T> {
+    /// Takes the slot out of its queue unless it is done; true if it was still queued.
+    // Out of line: a wait woken by its completer (the usual end) sees `done` before calling.
+    #[cold]
+    fn withdraw_if_open(&self) -> bool {
+        let mut state = self.chan.state.lock();
         // Relaxed: under the lock, which orders us after any completer (it sets `done` before
         // it unlocks).
-        if !slot.done.load(Ordering::Relaxed) {
-            match side {
-                Side::Send => state.dequeue_parked_send(&slot),
-                Side::Recv => state.dequeue_parked_recv(&slot),
-            }
-            drop(state);
-            return Waited::Withdrawn(slot.value.into_inner());
+        if self.slot.done.load(Ordering::Relaxed) {
+            return false;
         }
+        match self.side {
+            Side::Send => state.dequeue_parked_send(self.slot),
+            Side::Recv => state.dequeue_parked_recv(self.slot),
+        }
+        true
     }
-    Waited::Done(slot.value.into_inner())
+}
+
+impl<T> Drop for WithdrawOnUnwind<'_, T> {
+    fn drop(&mut self) {
+        self.withdraw_if_open();
+    }
 }
 
 /// A plain `send` by a goroutine that may suspend.

@@ -103,13 +103,37 @@ pub(crate) fn can_run_inline(shared: *const Shared) -> bool {
 /// Suspends the running goroutine until something calls [`super::unpark`] on it; it counts as
 /// blocked on `kind` meanwhile. May return spuriously: callers re-check their condition. Must
 /// be called inside a goroutine.
+///
+/// Does not unwind a cancelled goroutine: the caller looks at the goroutine's
+/// [`Header::is_cancelled`] (before it parks and after each return), ends its wait if nobody granted it anything yet, and only
+/// then unwinds with [`unwind_cancelled`]. A wait that was granted (a lock handed over, a
+/// permit, a value) completes normally, and the goroutine unwinds at its next suspension
+/// point instead: cancellation is sticky.
 pub(crate) fn park_current(kind: BlockKind) {
     // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
     // holds for the whole resume.
     let header = unsafe { &*running_header() };
     // SAFETY: the goroutine's own header, on its home thread.
     unsafe { header.set_parked_as(kind) };
-    suspend(header, Suspend::Park);
+    // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
+    // holds for the whole resume; it started, so its yielder is set, and we are on its home
+    // thread: the running goroutine suspends itself through its own yielder.
+    unsafe { header.yielder() }.suspend(Suspend::Park);
+}
+
+/// Starts the unwind of a cancelled goroutine. Its caller has ended every wait of its own.
+///
+/// A goroutine suspends only when it is not unwinding ([`can_suspend`]), so when called from
+/// a wait this starts the goroutine's one and only unwind. `resume_unwind` skips the panic
+/// hook: nothing is printed.
+pub(crate) fn unwind_cancelled() -> ! {
+    if cfg!(panic = "abort") {
+        // Unreachable in practice: a runtime built with panic = "abort" refuses to cancel
+        // started goroutines (`WorkerLocal::cancel_started`) and never sets the flag.
+        eprintln!("scheduler: cannot unwind a cancelled goroutine under panic = \"abort\"");
+        std::process::abort();
+    }
+    panic::resume_unwind(Box::new(crate::Cancelled))
 }
 
 /// Suspends the running goroutine like [`park_current`], with `lock` held: its worker puts
@@ -164,24 +188,11 @@ fn running_header() -> *const Header {
         .expect("scheduler: internal error: suspend outside a goroutine")
 }
 
-/// Suspends the running goroutine, whose header is `header` (from [`running_header`]).
-fn suspend(header: &Header, why: Suspend) {
-    // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
-    // holds for the whole resume; it started, so its yielder is set, and we are on its home
-    // thread: the running goroutine suspends itself through its own yielder.
-    unsafe { header.yielder() }.suspend(why);
-    unwind_if_cancelled(header);
-}
-
 /// Starts the unwind of a goroutine that a forced shutdown cancelled, at one of its
 /// suspension points.
 fn unwind_if_cancelled(header: &Header) {
-    // Relaxed: the flag is set by this worker thread itself (`cancel_started`), before it
-    // resumed us.
-    if header.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-        // A goroutine suspends only when it is not unwinding (`can_suspend`), so this starts
-        // its one and only unwind. resume_unwind skips the panic hook: nothing is printed.
-        panic::resume_unwind(Box::new(crate::Cancelled));
+    if header.is_cancelled() {
+        unwind_cancelled();
     }
 }
 

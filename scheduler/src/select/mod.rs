@@ -153,13 +153,100 @@ impl Plan {
     }
 }
 
-/// Waits for `mode`'s deadline, if any, still possible.
-fn wait_deadline(mode: Mode) -> Result<Option<Instant>, ()> {
+/// What a `select` with no arm ready may do, by its mode.
+enum Wait {
+    /// Wait, until the deadline if there is one.
+    Until(Option<Instant>),
+    /// Nothing: a `default` arm.
+    No,
+    /// Nothing: the deadline has passed. Yet a goroutine yields, as if it had parked until
+    /// then, so that a loop of waits with tiny time-outs lets the others run.
+    Passed,
+}
+
+fn wait_for(mode: Mode) -> Wait {
     match mode {
-        Mode::Block => Ok(None),
-        Mode::NonBlock => Err(()),
-        Mode::Until(deadline) if deadline <= Instant::now() => Err(()),
-        Mode::Until(deadline) => Ok(Some(deadline)),
+        Mode::Block => Wait::Until(None),
+        Mode::NonBlock => Wait::No,
+        Mode::Until(deadline) if deadline <= Instant::now() => Wait::Passed,
+        Mode::Until(deadline) => Wait::Until(Some(deadline)),
+    }
+}
+
+/// After a `select` found no arm ready and gave up without waiting, its locks released.
+fn gave_up(wait: Wait) {
+    if matches!(wait, Wait::Passed) {
+        crate::sched::context::yield_current();
+    }
+}
+
+/// The arms of a `select` registered with one waiter, and the locks they take in order.
+///
+/// A wait that ends by unwinding (a cancelled goroutine, or its stack torn down) leaves no
+/// registration behind: dropping this unfinished withdraws every arm. The normal end is
+/// [`finish`](Self::finish).
+struct Registered<'a, 'b> {
+    ops: &'a mut [&'b mut dyn Selectable],
+    locks: &'a [usize],
+    finished: bool,
+}
+
+impl<'a, 'b> Registered<'a, 'b> {
+    fn new(ops: &'a mut [&'b mut dyn Selectable], locks: &'a [usize]) -> Self {
+        Registered {
+            ops,
+            locks,
+            finished: false,
+        }
+    }
+
+    fn lock(&self) {
+        for &i in self.locks {
+            self.ops[i].lock().lock();
+        }
+    }
+
+    fn unlock(&self) {
+        for &i in self.locks.iter().rev() {
+            // SAFETY: `lock` took exactly these locks, once each.
+            unsafe { self.ops[i].lock().unlock() };
+        }
+    }
+
+    /// Collects the outcome of the arm that won, if one did, and withdraws the others. A
+    /// one-arm select that won needs no lock for this.
+    fn finish(mut self, won: Option<usize>) {
+        self.finished = true;
+        if self.ops.len() == 1 && won == Some(0) {
+            self.ops[0].collect();
+            return;
+        }
+        self.lock();
+        for (i, op) in self.ops.iter_mut().enumerate() {
+            if won == Some(i) {
+                op.collect();
+            } else {
+                // SAFETY: all arms' locks are held.
+                unsafe { op.withdraw() };
+            }
+        }
+        self.unlock();
+    }
+}
+
+impl Drop for Registered<'_, '_> {
+    /// Unfinished only when unwinding out of the wait, which has ended then (timed out by its
+    /// guard), so no arm can complete any more: take every registration back.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.lock();
+        for op in self.ops.iter_mut() {
+            // SAFETY: all arms' locks are held.
+            unsafe { op.withdraw() };
+        }
+        self.unlock();
     }
 }
 
@@ -174,10 +261,14 @@ pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode, kind: BlockKind) -
         unsafe { op.lock().unlock() };
         return true;
     }
-    let Ok(deadline) = wait_deadline(mode) else {
-        // SAFETY: see above.
-        unsafe { op.lock().unlock() };
-        return false;
+    let deadline = match wait_for(mode) {
+        Wait::Until(deadline) => deadline,
+        other => {
+            // SAFETY: see above.
+            unsafe { op.lock().unlock() };
+            gave_up(other);
+            return false;
+        }
     };
     let waiter = SelectWaiter(Waiter::for_current(kind));
     // SAFETY: see above.
@@ -185,18 +276,11 @@ pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode, kind: BlockKind) -
         op.enqueue(&waiter, 0);
         op.lock().unlock();
     }
-    let won = waiter.0.wait_until(deadline) == Some(0);
-    if won {
-        op.collect();
-    } else {
-        op.lock().lock();
-        // SAFETY: the lock is held again.
-        unsafe {
-            op.withdraw();
-            op.lock().unlock();
-        }
-    }
-    won
+    let mut op = op;
+    let registered = Registered::new(std::slice::from_mut(&mut op), &[0]);
+    let won = waiter.0.wait_until(deadline);
+    registered.finish(won);
+    won == Some(0)
 }
 
 /// Completes exactly one of `ops` and returns its index, or returns `None` if `mode` allowed
@@ -222,9 +306,13 @@ pub(crate) fn select_as(
             return Some(i);
         }
     }
-    let Ok(deadline) = wait_deadline(mode) else {
-        plan.unlock(ops);
-        return None;
+    let deadline = match wait_for(mode) {
+        Wait::Until(deadline) => deadline,
+        other => {
+            plan.unlock(ops);
+            gave_up(other);
+            return None;
+        }
     };
     let waiter = SelectWaiter(Waiter::for_current(kind));
     for &i in &plan.poll {
@@ -232,17 +320,9 @@ pub(crate) fn select_as(
         unsafe { ops[i].enqueue(&waiter, i) };
     }
     plan.unlock(ops);
+    let registered = Registered::new(ops, &plan.locks);
     let won = waiter.0.wait_until(deadline);
-    plan.lock(ops);
-    for (i, op) in ops.iter_mut().enumerate() {
-        if won == Some(i) {
-            op.collect();
-        } else {
-            // SAFETY: all arms' locks are held.
-            unsafe { op.withdraw() };
-        }
-    }
-    plan.unlock(ops);
+    registered.finish(won);
     won
 }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
-use crate::goroutine::task::TaskRef;
+use crate::goroutine::task::{Header, TaskRef};
 use crate::sched::context;
 use crate::sched::stats::BlockKind;
 
@@ -121,28 +121,21 @@ impl Waiter {
 
     /// Blocks until notified (returning the token) or until `deadline` (returning `None`).
     ///
-    /// A deadline in the past still checks for a notification that already arrived.
+    /// A deadline in the past still checks for a notification that already arrived; a
+    /// goroutine whose wait times out that way, without parking, yields once all the same, so
+    /// that a loop of waits with tiny deadlines (a `sleep` of a nanosecond) lets the others
+    /// run, as Go's `Sleep(d > 0)` always parks.
+    ///
+    /// # Cancellation
+    ///
+    /// A goroutine cancelled by a forced shutdown (before it waits, or while it is parked)
+    /// ends the wait as timed out and unwinds with [`Cancelled`](crate::Cancelled), so that
+    /// notifiers skip it. If a notification ended the wait first, its grant (a lock handed
+    /// over, a permit, a value) is the goroutine's: the wait returns the token normally, and
+    /// the goroutine unwinds at its next wait instead. Nothing granted is lost.
     pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> Option<usize> {
         match &self.target {
-            Target::Goroutine(_) => {
-                match deadline {
-                    Some(deadline) if deadline <= Instant::now() => {
-                        self.try_time_out();
-                    }
-                    // If notified first, the armed timer is dead once the wait ends: its heap
-                    // drops it when it is due or compacted.
-                    Some(deadline) => crate::time::timers::arm_timeout(deadline, self),
-                    None => {}
-                }
-                // If the goroutine is cancelled while parked, it unwinds out of park_current:
-                // the guard then ends the wait, so that notifiers skip this waiter and its
-                // timer is dead.
-                let guard = EndOnUnwind(self);
-                while self.is_waiting() {
-                    context::park_current(self.kind);
-                }
-                std::mem::forget(guard);
-            }
+            Target::Goroutine(task) => self.park_until(task.header(), deadline),
             Target::Thread(_) => {
                 while self.is_waiting() {
                     match deadline {
@@ -161,6 +154,36 @@ impl Waiter {
             }
         }
         self.token()
+    }
+
+    /// [`wait_until`](Self::wait_until) for the running goroutine, whose header is `header`.
+    fn park_until(self: &Arc<Self>, header: &Header, deadline: Option<Instant>) {
+        let mut passed = false;
+        match deadline {
+            Some(deadline) if deadline <= Instant::now() => passed = self.try_time_out(),
+            // If notified first, the armed timer is dead once the wait ends (it holds the
+            // waiter weakly, so the wait's end frees what the waiter holds at once).
+            Some(deadline) => crate::time::timers::arm_timeout(deadline, self),
+            None => {}
+        }
+        // If the goroutine's stack is torn down while it is parked here (a worker dropped with
+        // its suspended coroutines), the guard ends the wait, so that notifiers skip it and
+        // its timer is dead.
+        let guard = EndOnUnwind(self);
+        while self.is_waiting() {
+            if header.is_cancelled() {
+                if self.try_time_out() {
+                    context::unwind_cancelled();
+                }
+                // Notified meanwhile: the grant is ours; unwind at the next wait.
+                break;
+            }
+            context::park_current(self.kind);
+        }
+        std::mem::forget(guard);
+        if passed {
+            context::yield_current();
+        }
     }
 }
 
