@@ -119,6 +119,14 @@ impl Activity {
         self.epoch.store(epoch & !RUNNING, Ordering::Relaxed);
     }
 
+    /// Whether the worker's published state is still the running resume of `epoch` (it has
+    /// not parked since). Only the owning worker calls this.
+    #[inline]
+    pub(crate) fn is_running(&self, epoch: u64) -> bool {
+        // Relaxed: only the calling worker writes `epoch`, so it reads its own last store.
+        self.epoch.load(Ordering::Relaxed) == epoch
+    }
+
     /// Whether the monitor asked the resume of `epoch`, the worker's current one, to yield.
     #[inline]
     pub(crate) fn is_requested(&self, epoch: u64) -> bool {

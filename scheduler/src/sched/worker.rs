@@ -3,9 +3,12 @@
 //! Its run queues, all owned by the worker thread:
 //!
 //! * `runnext`: the goroutine most recently woken on this thread (by a goroutine of this
-//!   worker, a timer it fired, or a cancellation). It runs next,
-//!   so a ping-pong pair hands over without a queue round trip; a streak limit keeps such a
-//!   pair from starving the rest.
+//!   worker, a timer it fired, or a cancellation). It runs next, so a ping-pong pair hands
+//!   over without a queue round trip. As in Go, it inherits the time slice of the goroutine
+//!   that woke it: a chain of hand-offs counts as one resume for the monitor, and once that
+//!   has run a whole slice the next hand-off goes to the back of `ready`. So a pair that
+//!   computes a lot per turn gets the same time as one that computes little, not the same
+//!   number of turns.
 //! * `ready`: started goroutines that are runnable again (yielded, woken, or displaced from
 //!   `runnext`), FIFO. Never stolen: a started goroutine stays on its thread.
 //! * `local`: goroutines spawned here (or stolen) that have not started: a crossbeam LIFO deque,
@@ -44,8 +47,6 @@ use crate::time::timers::{self, TimerHeap};
 const STACK_BLOCK: usize = 64;
 /// How many goroutine ids a worker reserves at a time.
 const ID_BLOCK: u64 = 1024;
-/// Consecutive `runnext` picks allowed before the other queues get a turn.
-const RUNNEXT_STREAK: u32 = 16;
 /// Every this many picks, the global queue is looked at first.
 const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// Every this many picks, the oldest not-yet-started local goroutine is taken first.
@@ -85,7 +86,14 @@ pub(crate) struct WorkerLocal {
     /// Timers set by this worker's goroutines; fired by this worker between goroutines.
     timers: RefCell<TimerHeap>,
     tick: Cell<u32>,
-    runnext_streak: Cell<u32>,
+    /// Set when the next resume is of a goroutine taken from `runnext`, which inherits the
+    /// current resume's epoch (and so its time slice) instead of starting a new one.
+    inherit_slice: Cell<bool>,
+    /// Whether the last resume ended by handing off (it parked or finished) rather than by
+    /// yielding: only then may a `runnext` goroutine continue its slice. A goroutine that
+    /// yielded, asked to or not, closed its slice, and one that a timer then woke starts
+    /// afresh.
+    slice_open: Cell<bool>,
     /// Set by a yield: the next pick prefers a goroutine that has not started yet.
     prefer_local: Cell<bool>,
     searching: Cell<bool>,
@@ -127,7 +135,8 @@ impl WorkerLocal {
             stacks: RefCell::new(stacks),
             timers: RefCell::new(TimerHeap::default()),
             tick: Cell::new(0),
-            runnext_streak: Cell::new(0),
+            inherit_slice: Cell::new(false),
+            slice_open: Cell::new(false),
             prefer_local: Cell::new(false),
             searching: Cell::new(false),
             cancel_seen: Cell::new(false),
@@ -367,14 +376,15 @@ impl WorkerLocal {
             return Some(task);
         }
         if let Some(task) = self.runnext.take() {
-            let streak = self.runnext_streak.get();
-            if streak < RUNNEXT_STREAK {
-                self.runnext_streak.set(streak + 1);
+            // The monitor asks the current resume to yield once it has run a whole slice;
+            // with inherited epochs that is the whole chain of hand-offs.
+            let open = self.slice_open.get();
+            if !(open && self.preemption_requested()) {
+                self.inherit_slice.set(open);
                 return Some(task);
             }
             self.ready.borrow_mut().push_back(task);
         }
-        self.runnext_streak.set(0);
         let ready = self.ready.borrow_mut().pop_front();
         ready
             .or_else(|| self.local.pop())
@@ -639,11 +649,17 @@ impl WorkerLocal {
         // thread-local, cleared below.
         overflow::set_running(stack_limit, task.header().id);
         self.stats.set_running(true);
-        // A new epoch for the monitor: a Relaxed store to this worker's own cache line. It
-        // also voids any yield request made for an earlier resume (see `sched/monitor.rs`).
-        let epoch = monitor::next_epoch(self.epoch.get());
-        self.epoch.set(epoch);
-        self.activity.resuming(epoch);
+        // A new epoch for the monitor, unless this goroutine inherits the slice of the one
+        // that woke it (`runnext`): a Relaxed store to this worker's own cache line. It also
+        // voids any yield request made for an earlier resume (see `sched/monitor.rs`).
+        // A worker that parked since has published that it runs nothing: the chain ended.
+        let inherit =
+            self.inherit_slice.replace(false) && self.activity.is_running(self.epoch.get());
+        if !inherit {
+            let epoch = monitor::next_epoch(self.epoch.get());
+            self.epoch.set(epoch);
+            self.activity.resuming(epoch);
+        }
         *self.current.borrow_mut() = Some(task);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: as above; the goroutine's own code never touches its entry.
@@ -657,6 +673,10 @@ impl WorkerLocal {
             .take()
             .expect("scheduler: internal error: current goroutine lost");
         let header = task.header();
+        self.slice_open.set(!matches!(
+            result,
+            Ok(CoroutineResult::Yield(Suspend::Yield))
+        ));
         match result {
             Ok(CoroutineResult::Return(())) => {
                 header.state.store(state::DONE, Ordering::Release);
@@ -675,7 +695,11 @@ impl WorkerLocal {
                 }
             }
             Ok(CoroutineResult::Yield(Suspend::ParkUnlocking(handover))) => {
-                let kept = if self.try_park(header) {
+                // A cancelled goroutine (one that caught its cancellation and blocks again) is
+                // not parked: it runs again, finds its wait incomplete, withdraws and unwinds.
+                // Cancellation is sticky. (A `Park` comes from a `Waiter`, which checks the
+                // flag itself before parking.)
+                let kept = if !header.is_cancelled() && self.try_park(header) {
                     task
                 } else {
                     self.ready.borrow_mut().push_back(task.clone());
