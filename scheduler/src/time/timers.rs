@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread;
 use std::time::Instant;
 
@@ -32,8 +32,11 @@ pub(crate) trait TimerAction: Send {
 
 /// What a timer does when it fires.
 pub(crate) enum Action {
-    /// Ends a goroutine's wait as timed out (if it is still waiting).
-    TimeOut(Arc<Waiter>),
+    /// Ends a goroutine's wait as timed out (if it is still waiting). Weak: a wait that ended
+    /// early (answered at once, a `recv_timeout` of an hour) drops its waiter, and with it the
+    /// goroutine's task (a detached goroutine's result included), when it ends, not when the
+    /// timer comes due.
+    TimeOut(Weak<Waiter>),
     /// Runs a callback.
     Run(Box<dyn TimerAction>),
 }
@@ -42,7 +45,9 @@ impl Action {
     fn fire(self) {
         match self {
             Action::TimeOut(waiter) => {
-                waiter.time_out();
+                if let Some(waiter) = waiter.upgrade() {
+                    waiter.time_out();
+                }
             }
             Action::Run(action) => action.fire(),
         }
@@ -51,7 +56,7 @@ impl Action {
     /// Whether firing it could still do anything.
     fn is_live(&self) -> bool {
         match self {
-            Action::TimeOut(waiter) => waiter.is_waiting(),
+            Action::TimeOut(waiter) => waiter.upgrade().is_some_and(|w| w.is_waiting()),
             Action::Run(action) => action.is_live(),
         }
     }
@@ -153,7 +158,7 @@ pub(crate) fn arm_timeout(deadline: Instant, waiter: &Arc<Waiter>) {
     worker
         .timers()
         .borrow_mut()
-        .push(deadline, Action::TimeOut(waiter.clone()));
+        .push(deadline, Action::TimeOut(Arc::downgrade(waiter)));
 }
 
 /// Runs `action` at `deadline`, on the current worker if there is one, else on the timer
