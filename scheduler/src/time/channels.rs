@@ -72,10 +72,7 @@ impl TimerAction for Ticker {
             return; // every receiver is gone
         }
         if let Some((due, period)) = self.period {
-            let mut next = due + period;
-            while next <= now {
-                next += period;
-            }
+            let next = next_tick(due, period, now);
             timers::run_at(
                 next,
                 Ticker {
@@ -89,5 +86,49 @@ impl TimerAction for Ticker {
     /// Dead once every receiver is gone (dropping the last one closes the channel).
     fn is_live(&self) -> bool {
         !self.tx.is_closed()
+    }
+}
+
+/// The first tick of a ticker with `period` that is due after `now`, counting from the tick
+/// that was due at `due`: the ticks missed in between are dropped, as Go's ticker drops them,
+/// and finding the next one takes constant time however many were missed (a period of a
+/// nanosecond misses millions between two firings).
+fn next_tick(due: Instant, period: Duration, now: Instant) -> Instant {
+    let late = now.saturating_duration_since(due);
+    let period_ns = period.as_nanos();
+    // Whole periods from `due` to the first tick after `now`; at least one.
+    let step_ns = (late.as_nanos() / period_ns + 1) * period_ns;
+    u64::try_from(step_ns / 1_000_000_000)
+        .ok()
+        .map(|secs| Duration::new(secs, (step_ns % 1_000_000_000) as u32))
+        .and_then(|step| due.checked_add(step))
+        // Beyond what Instant can represent: the next period from now.
+        .unwrap_or(now + period)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_tick_skips_missed_periods() {
+        let due = Instant::now();
+        let ms = Duration::from_millis(1);
+        // On time: the next period.
+        assert_eq!(next_tick(due, ms, due), due + ms);
+        // Half a period late: still the next period.
+        assert_eq!(next_tick(due, ms, due + ms / 2), due + ms);
+        // Exactly one period late: that tick is due now, so the one after.
+        assert_eq!(next_tick(due, ms, due + ms), due + 2 * ms);
+        // 2.5 periods late: the third one from `due`.
+        assert_eq!(next_tick(due, ms, due + ms * 5 / 2), due + 3 * ms);
+    }
+
+    #[test]
+    fn next_tick_of_a_tiny_period_far_behind_is_after_now() {
+        let due = Instant::now();
+        let now = due + Duration::from_secs(3600);
+        let next = next_tick(due, Duration::from_nanos(1), now);
+        assert_eq!(next, now + Duration::from_nanos(1));
     }
 }
