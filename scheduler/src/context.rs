@@ -110,6 +110,12 @@ impl Node {
     }
 
     /// Ends this node and its descendants with `err`, unless it has ended already.
+    ///
+    /// The error is set and `done` closed under the node's lock, which `err()` takes: whoever
+    /// sees the error finds `done` closed, and whoever sees `done` closed and then asks for
+    /// the error gets it (golang/go#75533 was the window between the two). Closing only wakes
+    /// the receivers (no user code runs), and nothing locks a node while holding a channel's
+    /// lock, so the nesting cannot deadlock.
     fn cancel(self: &Arc<Node>, err: ContextError) {
         let children = {
             let mut state = self.state.lock();
@@ -117,9 +123,9 @@ impl Node {
                 return;
             }
             state.err = Some(err);
+            self.done_tx.close();
             std::mem::take(&mut state.children)
         };
-        self.done_tx.close();
         for child in children.into_values().filter_map(|c| c.upgrade()) {
             child.cancel(err);
         }
