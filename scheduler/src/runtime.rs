@@ -173,6 +173,11 @@ impl Runtime {
             while !watch.wait(&mut seen) {
                 if deadlock::is_deadlocked(&self.shared) {
                     self.shared.deadlock.unwatch(&watch);
+                    if cfg!(panic = "abort") {
+                        // Cancelling the sleepers would unwind them, which aborts without a
+                        // word: say why the process ends first (this panic aborts it).
+                        panic!("{DEADLOCK_MESSAGE}");
+                    }
                     self.shared.set_phase(phase::CANCELLING);
                     self.shared.wait_all_done(None);
                     panic!("{DEADLOCK_MESSAGE}");

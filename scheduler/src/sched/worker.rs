@@ -785,12 +785,30 @@ impl WorkerLocal {
                 }
             })
             .collect();
+        if cfg!(panic = "abort") && !started.is_empty() {
+            abort_cancellation(started.len());
+        }
         for task in &started {
             // Relaxed: read by the goroutine on this same thread when it resumes.
             task.header().cancelled.store(true, Ordering::Relaxed);
             unpark(task);
         }
     }
+}
+
+/// A forced shutdown must cancel `started` goroutines that started, which means unwinding
+/// their stacks, and this program is built with `panic = "abort"`, where nothing unwinds: say
+/// so, and end the process (docs/caveats.md). Leaving them suspended instead would let their
+/// stacks, which channels may still point into, be unmapped with the runtime.
+#[cold]
+fn abort_cancellation(started: usize) -> ! {
+    eprintln!(
+        "scheduler: a forced shutdown must cancel {started} started goroutine(s) on this \
+         worker, which unwinds their stacks; this program is built with panic = \"abort\", \
+         where nothing unwinds: aborting. Let every goroutine finish before the runtime stops, \
+         or build with panic = \"unwind\"."
+    );
+    std::process::abort();
 }
 
 /// The body of a worker thread, base or spare, after its signal stack is set up: runs the
