@@ -90,6 +90,13 @@ impl WaitGroup {
     /// `scheduler: negative WaitGroup counter` if the counter is zero (more `done`s than
     /// `add`s); the counter stays at zero.
     pub fn done(&self) {
+        if !self.try_done() {
+            panic!("{NEGATIVE}");
+        }
+    }
+
+    /// [`done`](Self::done), returning false instead of panicking when the counter is zero.
+    fn try_done(&self) -> bool {
         // Above one, nobody can be released: a lock-free decrement. Reaching zero and taking
         // the waiters happen in one critical section, so a waiter that returns early (it saw
         // zero) and registers again after a new `add` is not released by this `done`.
@@ -101,7 +108,7 @@ impl WaitGroup {
             })
             .is_ok();
         if above_one {
-            return;
+            return true;
         }
         let waiters = {
             let mut waiters = self.inner.waiters.lock();
@@ -116,9 +123,10 @@ impl WaitGroup {
             }
         };
         let Some(waiters) = waiters else {
-            panic!("scheduler: negative WaitGroup counter");
+            return false;
         };
         waiters.notify_all();
+        true
     }
 
     /// Blocks until the counter is zero. Returns at once if it is zero already.
@@ -252,9 +260,20 @@ struct DoneOnDrop(WaitGroup);
 
 impl Drop for DoneOnDrop {
     fn drop(&mut self) {
-        self.0.done();
+        if !self.0.try_done() {
+            if std::thread::panicking() {
+                // The goroutine is unwinding a panic of its own: a second panic here would
+                // abort the process. Report the misuse and let the first panic go on.
+                eprintln!("{NEGATIVE} (in WaitGroup::go, while its goroutine panicked)");
+            } else {
+                panic!("{NEGATIVE}");
+            }
+        }
     }
 }
+
+/// The message of a `done` without a matching `add`.
+const NEGATIVE: &str = "scheduler: negative WaitGroup counter";
 
 impl fmt::Debug for WaitGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
