@@ -216,6 +216,33 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
+/// What a panic payload says, for failure messages: its message, or the name of the crate's
+/// `Cancelled` payload.
+pub fn describe_payload(payload: &(dyn Any + Send)) -> String {
+    match panic_message(payload) {
+        _ if payload.is::<scheduler::Cancelled>() => "scheduler::Cancelled".to_owned(),
+        Some(message) => message.to_owned(),
+        None => "<non-string payload>".to_owned(),
+    }
+}
+
+/// Waits until `rt` has exactly `blocked` goroutines, all parked, and `also` holds.
+pub fn settle_parked(rt: &Runtime, blocked: usize, also: impl Fn() -> bool) {
+    settle(rt, "the goroutines park", |m| {
+        also() && (m.blocked.total(), m.running, m.runnable) == (blocked, 0, 0)
+    });
+}
+
+/// For a child process that may die by a signal on purpose: no core file.
+pub fn disable_core_dumps() {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: sets this process's own core size limit from a valid struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+}
+
 /// Runs `f`, expects it to panic, and returns the panic's message.
 ///
 /// # Panics

@@ -6,7 +6,6 @@
 //!   permit comes back, a value handed to a receiver is received or still in the channel;
 //! * the same invariants under a seeded random mix of waits cancelled at a random moment.
 
-use std::any::Any;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -18,32 +17,16 @@ use std::time::{Duration, Instant};
 use scheduler::chan::{self, Receiver, Sender};
 use scheduler::sync::{Mutex, RwLock, Semaphore};
 use scheduler::time::sleep;
-use scheduler::{Cancelled, Runtime, WaitGroup, select};
+use scheduler::{Cancelled, WaitGroup, select};
 use scheduler_tests::{
-    Counted, DropCounter, HANG_LIMIT, PROMPT_LIMIT, SPIN_LIMIT, panic_message, runtime, settle,
-    watchdog, yield_until,
+    Counted, DropCounter, HANG_LIMIT, PROMPT_LIMIT, SPIN_LIMIT, describe_payload, runtime,
+    settle_parked, watchdog, yield_until,
 };
 
 /// Forever, for the waits in these tests: only a cancellation ends them.
 const FOREVER: Duration = Duration::from_secs(3600);
 /// The deadline of shutdowns that must cancel: what they wait for never happens.
 const SHORT: Duration = Duration::from_millis(10);
-
-/// What a panic payload says, for failure messages.
-fn describe(payload: &(dyn Any + Send)) -> String {
-    match panic_message(payload) {
-        _ if payload.is::<Cancelled>() => "scheduler::Cancelled".to_owned(),
-        Some(message) => message.to_owned(),
-        None => "<non-string payload>".to_owned(),
-    }
-}
-
-/// Waits until `rt` has exactly `blocked` goroutines, all parked, and `also` holds.
-fn all_parked(rt: &Runtime, blocked: usize, also: impl Fn() -> bool) {
-    settle(rt, "the goroutines park", |m| {
-        also() && (m.blocked.total(), m.running, m.runnable) == (blocked, 0, 0)
-    });
-}
 
 // --- Cancellation is sticky. ---
 
@@ -69,7 +52,7 @@ fn cancel_twice(second: impl FnOnce() + Send + 'static) {
         second();
         s.store(2, SeqCst);
     });
-    all_parked(&rt, 1, || true);
+    settle_parked(&rt, 1, || true);
     let err = rt.shutdown_timeout(SHORT).expect_err("it waits forever");
     assert_eq!(err.remaining(), 1);
     match stage.load(SeqCst) {
@@ -78,7 +61,7 @@ fn cancel_twice(second: impl FnOnce() + Send + 'static) {
         _ => {}
     }
     let payload = handle.join().expect_err("it was cancelled");
-    let what = describe(&*payload);
+    let what = describe_payload(&*payload);
     assert!(
         payload.is::<Cancelled>(),
         "the second wait unwound with {what}"
@@ -147,7 +130,7 @@ fn hand_over(
         yield_until("the holder holds", SPIN_LIMIT, || r.load(SeqCst) > 0);
         waiter();
     });
-    all_parked(&rt, 2, || raised.load(SeqCst) == signals);
+    settle_parked(&rt, 2, || raised.load(SeqCst) == signals);
     let err = rt
         .shutdown_timeout(SHORT)
         .expect_err("the holder sleeps forever");
@@ -265,7 +248,7 @@ fn hand_a_value_over(kind: RecvKind) {
         }
         sleep(FOREVER); // unwinds here if cancelled meanwhile
     });
-    all_parked(&rt, 2, || true);
+    settle_parked(&rt, 2, || true);
     rt.shutdown_timeout(SHORT).expect_err("both wait forever");
     let sent = sent.load(SeqCst);
     assert!(sent, "the send into an empty channel of capacity 1 failed");
@@ -413,7 +396,7 @@ fn random_round(round: u64, seed: u64) {
     assert_eq!(err.remaining(), CHURNERS, "{context}");
     for (i, handle) in handles.into_iter().enumerate() {
         let payload = handle.join().expect_err("a churner loops forever");
-        let what = describe(&*payload);
+        let what = describe_payload(&*payload);
         assert!(
             payload.is::<Cancelled>(),
             "{context}: goroutine {i} ended with {what}"

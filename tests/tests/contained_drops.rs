@@ -6,7 +6,6 @@
 //! case and only `child_process_entry` selected, and checks that the child printed
 //! [`CHILD_OK`] and exited 0 within [`HANG_LIMIT`].
 
-use std::any::Any;
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::AtomicUsize;
@@ -17,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use scheduler::chan::{self};
 use scheduler::{Cancelled, Runtime, WaitGroup};
-use scheduler_tests::{HANG_LIMIT, SPIN_LIMIT, panic_message, runtime, settle, spin_until};
+use scheduler_tests::{
+    HANG_LIMIT, SPIN_LIMIT, describe_payload, disable_core_dumps, runtime, settle_parked,
+    spin_until,
+};
 
 /// Names the case a child process runs; unset in the parent.
 const CHILD_ENV: &str = "SCHEDULER_TEST_CANCELLATION_CHILD";
@@ -35,22 +37,6 @@ impl Drop for Bomb {
         BOMB_DROPS.fetch_add(1, SeqCst);
         panic!("Bomb::drop");
     }
-}
-
-/// What a panic payload says, for failure messages.
-fn describe(payload: &(dyn Any + Send)) -> String {
-    match panic_message(payload) {
-        _ if payload.is::<Cancelled>() => "scheduler::Cancelled".to_owned(),
-        Some(message) => message.to_owned(),
-        None => "<non-string payload>".to_owned(),
-    }
-}
-
-/// Waits until `rt` has exactly `blocked` goroutines, all parked, and `also` holds.
-fn all_parked(rt: &Runtime, blocked: usize, also: impl Fn() -> bool) {
-    settle(rt, "the goroutines park", |m| {
-        also() && (m.blocked.total(), m.running, m.runnable) == (blocked, 0, 0)
-    });
 }
 
 // --- Panicking destructors on the runtime's own stacks, each in a child process. ---
@@ -108,13 +94,7 @@ fn child_process_entry() {
     let Ok(case) = std::env::var(CHILD_ENV) else {
         return;
     };
-    // A case may die by a signal: no core file.
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: sets this process's own core size limit from a valid struct.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    disable_core_dumps();
     match case.as_str() {
         "detached_result" => drop_a_panicking_detached_result(),
         "unstarted_closure" => drop_panicking_unstarted_closures_at_shutdown(),
@@ -134,7 +114,7 @@ fn drop_a_panicking_detached_result() {
     let rt = runtime(1);
     let (tx, rx) = chan::bounded::<u32>(0);
     let receiver = rt.spawn(move || rx.recv().unwrap());
-    all_parked(&rt, 1, || true);
+    settle_parked(&rt, 1, || true);
     // The bomb's goroutine waits for the go-ahead, so that its handle is surely dropped first
     // and the runtime, not this thread, drops the result.
     let (go_tx, go_rx) = chan::bounded::<()>(1);
@@ -156,7 +136,7 @@ fn drop_panicking_unstarted_closures_at_shutdown() {
     // Blocked forever, so the shutdown has to cancel.
     let (_keep, never) = chan::bounded::<()>(0);
     let blocked = rt.spawn(move || never.recv().is_ok());
-    all_parked(&rt, 1, || true);
+    settle_parked(&rt, 1, || true);
     // Holds the only worker thread (no suspension point) until spawns are refused: the
     // shutdown began. Its deadline is zero, so it moves on to cancelling at once; the sleep
     // lets it get there before the worker looks at its queues again. (Were the bombs started
@@ -190,7 +170,7 @@ fn drop_panicking_unstarted_closures_at_shutdown() {
     for bomb in bombs {
         // Cancelled unstarted (the bomb went off), or started and finished.
         if let Err(payload) = bomb.join() {
-            assert!(payload.is::<Cancelled>(), "{}", describe(&*payload));
+            assert!(payload.is::<Cancelled>(), "{}", describe_payload(&*payload));
         }
     }
     assert_eq!(BOMB_DROPS.load(SeqCst) + started, BOMBS);
@@ -208,7 +188,7 @@ fn wait_group_go_with_an_extra_done(then_panic: bool) {
         });
         // The extra done brings the counter to zero: the goroutine has run.
         wg.wait();
-        describe(&*handle.join().expect_err("the goroutine's guard panics"))
+        describe_payload(&*handle.join().expect_err("the goroutine's guard panics"))
     });
     eprintln!("child: the goroutine panicked with {message:?}");
     assert!(

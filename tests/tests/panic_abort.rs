@@ -63,35 +63,38 @@ fn an_abort_build_shuts_down_normally_when_every_goroutine_finishes() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "finished\n");
 }
 
-#[test]
-fn a_forced_shutdown_under_panic_abort_says_why_before_it_aborts() {
-    let out = run("shutdown");
+/// Runs `case`, which must end by SIGABRT, without returning, after printing every one of
+/// `needles` on stderr.
+fn assert_aborts_saying(case: &str, needles: &[&str]) {
+    let out = run(case);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.signal(),
         Some(libc::SIGABRT),
-        "status {}; stderr: {stderr}",
+        "case {case:?}: status {}; stderr: {stderr}",
         out.status
     );
-    assert!(
-        stderr.contains("must cancel 1 started goroutine") && stderr.contains("panic = \"abort\""),
-        "the message names neither the goroutine nor the cause: {stderr}"
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "case {case:?}: no {needle:?} in stderr: {stderr}"
+        );
+    }
+    assert!(out.stdout.is_empty(), "case {case:?}: the call returned");
+}
+
+#[test]
+fn a_forced_shutdown_under_panic_abort_says_why_before_it_aborts() {
+    assert_aborts_saying(
+        "shutdown",
+        &["must cancel 1 started goroutine", "panic = \"abort\""],
     );
-    assert!(out.stdout.is_empty(), "the shutdown returned");
 }
 
 #[test]
 fn a_deadlock_under_panic_abort_prints_go_s_message_before_it_aborts() {
-    let out = run("deadlock");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "status {}; stderr: {stderr}",
-        out.status
-    );
-    assert!(
-        stderr.contains("scheduler: all goroutines are asleep - deadlock!"),
-        "no deadlock message: {stderr}"
+    assert_aborts_saying(
+        "deadlock",
+        &["scheduler: all goroutines are asleep - deadlock!"],
     );
 }

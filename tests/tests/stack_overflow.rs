@@ -11,6 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 
 use scheduler::{MIN_STACK_SIZE, Runtime};
+use scheduler_tests::disable_core_dumps;
 
 /// Names the case a child process runs; unset in the parent.
 const CHILD_ENV: &str = "SCHEDULER_TEST_OVERFLOW_CHILD";
@@ -49,13 +50,7 @@ fn child_process_entry() {
     let Ok(case) = std::env::var(CHILD_ENV) else {
         return;
     };
-    // The child dies on purpose: no core file.
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: sets this process's own core size limit from a valid struct.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    disable_core_dumps();
     match case.as_str() {
         "goroutine" => overflow_spawned_goroutine(),
         "inline" => overflow_inline_joined_goroutine(),
