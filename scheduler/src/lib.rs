@@ -52,6 +52,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+// The runtime reads `/proc`, thread ids and per-thread CPU clocks, and maps its stacks with
+// Linux's madvise flags: say so at once rather than fail on a missing symbol elsewhere.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "scheduler supports Linux only: it uses gettid, /proc/self/task, pthread_getcpuclockid and \
+     madvise(MADV_GUARD_INSTALL)"
+);
+
 mod blocking;
 mod builder;
 pub mod chan;

@@ -6,16 +6,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use scheduler::chan::{RecvTimeoutError, TryRecvError};
-use scheduler::{WaitGroup, time};
+use scheduler::{SpawnError, WaitGroup, time};
 use scheduler_tests::{HANG_LIMIT, PROMPT_LIMIT, runtime, watchdog};
 
 #[test]
 fn a_hundred_thousand_goroutines_sleep_at_once_and_all_wake() {
-    // Every goroutine first parks on a gate, so all 100,000 exist at once (each with its own
+    // Every goroutine first parks on a gate, so all of them exist at once (each with its own
     // guarded stack: this must stay clear of the kernel's limit on memory mappings), then each
-    // sleeps 200-299 ms and checks that it slept at least that long.
+    // sleeps 200-299 ms and checks that it slept at least that long. 100,000 where guard pages
+    // do not split mappings (Linux 6.13+); on older kernels the runtime refuses goroutines at
+    // the mapping limit instead, and as many sleep as it admitted (as in live_goroutines.rs).
     const SLEEPERS: usize = 100_000;
-    let (woke, short) = watchdog("100k sleepers", HANG_LIMIT, || {
+    let (admitted, woke, short) = watchdog("100k sleepers", HANG_LIMIT, || {
         let rt = runtime(2);
         rt.block_on(|| {
             let gate = WaitGroup::new();
@@ -24,13 +26,15 @@ fn a_hundred_thousand_goroutines_sleep_at_once_and_all_wake() {
             let parked = WaitGroup::new();
             let woke = Arc::new(AtomicUsize::new(0));
             let short = Arc::new(AtomicUsize::new(0));
-            parked.add(SLEEPERS);
+            let mut admitted = 0;
             for i in 0..SLEEPERS {
-                let (gate, parked) = (gate.clone(), parked.clone());
+                let (g, p, d) = (gate.clone(), parked.clone(), sleepers.clone());
                 let (woke, short) = (woke.clone(), short.clone());
-                drop(sleepers.go(move || {
-                    parked.done();
-                    gate.wait();
+                parked.add(1);
+                sleepers.add(1);
+                let spawned = scheduler::try_spawn(move || {
+                    p.done();
+                    g.wait();
                     let nap = Duration::from_millis(200 + (i % 100) as u64);
                     let start = Instant::now();
                     time::sleep(nap);
@@ -38,20 +42,41 @@ fn a_hundred_thousand_goroutines_sleep_at_once_and_all_wake() {
                         short.fetch_add(1, Ordering::Relaxed);
                     }
                     woke.fetch_add(1, Ordering::Relaxed);
-                }));
+                    d.done();
+                });
+                match spawned {
+                    Ok(_) => admitted += 1,
+                    Err(err @ SpawnError::Stacks { .. }) => {
+                        // Only where guard pages split mappings (older kernels).
+                        let message = err.to_string();
+                        assert!(message.contains("vm.max_map_count"), "{message}");
+                        parked.done();
+                        sleepers.done();
+                        break;
+                    }
+                    Err(err) => panic!("unexpected refusal: {err}"),
+                }
             }
             parked.wait();
             assert_eq!(
                 scheduler::num_goroutines(),
-                SLEEPERS + 1,
+                admitted + 1,
                 "every sleeper is alive at once"
             );
             gate.done();
             sleepers.wait();
-            (woke.load(Ordering::Relaxed), short.load(Ordering::Relaxed))
+            (
+                admitted,
+                woke.load(Ordering::Relaxed),
+                short.load(Ordering::Relaxed),
+            )
         })
     });
-    assert_eq!(woke, SLEEPERS, "sleepers that woke");
+    assert!(
+        admitted >= SLEEPERS / 4,
+        "only {admitted} sleepers were admitted"
+    );
+    assert_eq!(woke, admitted, "sleepers that woke");
     assert_eq!(short, 0, "sleepers that woke before their time was up");
 }
 
@@ -108,24 +133,41 @@ fn sleep_until_a_past_deadline_returns_at_once() {
 
 #[test]
 fn sleeping_goroutine_leaves_its_worker_to_others() {
-    // One worker: if sleep blocked the thread, the other goroutine could only run after the
-    // sleeper woke.
+    // One worker. The sleeper starts and parks in its sleep first; then another goroutine,
+    // spawned only now and waited for through a channel (so that no `join` runs it inline on
+    // the waiter's stack), must run and finish while the sleeper still sleeps. If sleep
+    // blocked the thread, nothing else could run until the sleeper woke (no spare worker may
+    // take over the blocked one).
     watchdog("sleep parks", HANG_LIMIT, || {
-        runtime(1).block_on(|| {
+        let rt = scheduler::Runtime::builder()
+            .procs(1)
+            .max_spare_workers(0)
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            let started = Arc::new(AtomicBool::new(false));
             let awake = Arc::new(AtomicBool::new(false));
             let sleeper = {
-                let awake = awake.clone();
+                let (started, awake) = (started.clone(), awake.clone());
                 scheduler::spawn(move || {
+                    started.store(true, Ordering::SeqCst);
                     time::sleep(Duration::from_millis(300));
                     awake.store(true, Ordering::SeqCst);
                 })
             };
-            let other = {
+            // On one worker, the sleeper runs up to its sleep while we yield.
+            while !started.load(Ordering::SeqCst) {
+                scheduler::yield_now();
+            }
+            let (tx, rx) = scheduler::chan::bounded(1);
+            {
                 let awake = awake.clone();
-                scheduler::spawn(move || awake.load(Ordering::SeqCst))
-            };
+                drop(scheduler::spawn(move || {
+                    tx.send(awake.load(Ordering::SeqCst)).unwrap();
+                }));
+            }
             assert!(
-                !other.join().unwrap(),
+                !rx.recv().unwrap(),
                 "the other goroutine ran only after the sleeper woke"
             );
             sleeper.join().unwrap();
