@@ -41,7 +41,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::chan::{self, Receiver, Sender};
-use crate::time::timers::{self, TimerAction};
+use crate::sched::timers::run_at;
+use crate::wait::timers::TimerAction;
 
 /// Why a context ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,7 +190,7 @@ impl Context {
         if deadline <= Instant::now() {
             ctx.node.cancel(ContextError::DeadlineExceeded);
         } else {
-            timers::run_at(deadline, DeadlineTimer(Arc::downgrade(&ctx.node)));
+            run_at(deadline, DeadlineTimer(Arc::downgrade(&ctx.node)));
         }
         (ctx, handle)
     }

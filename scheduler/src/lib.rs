@@ -74,8 +74,7 @@ pub mod sync;
 #[cfg(test)]
 mod testing;
 pub mod time;
-
-use std::fmt;
+mod wait;
 
 pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};
 pub use goroutine::join::JoinHandle;
@@ -84,6 +83,7 @@ pub use metrics::{BlockedGoroutines, Metrics, WorkerMetrics};
 pub use runtime::{Runtime, ShutdownError};
 pub use spawn_error::SpawnError;
 pub use sync::WaitGroup;
+pub use wait::Cancelled;
 
 /// What the macros expand to; not a public API.
 #[doc(hidden)]
@@ -351,22 +351,6 @@ pub fn metrics() -> Metrics {
 /// Whether the caller runs inside a goroutine.
 pub fn in_goroutine() -> bool {
     sched::context::in_goroutine()
-}
-
-/// The panic payload of a goroutine that [`Runtime::shutdown_timeout`] cancelled because it
-/// had not finished by the deadline: its [`JoinHandle::join`] returns `Err` holding this.
-///
-/// ```
-/// # let payload: Box<dyn std::any::Any + Send> = Box::new(scheduler::Cancelled);
-/// assert!(payload.is::<scheduler::Cancelled>());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cancelled;
-
-impl fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("goroutine cancelled by a runtime shutdown")
-    }
 }
 
 /// The examples of the guide and the README, run as doctests so that they stay true.

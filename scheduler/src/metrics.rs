@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::sched::Shared;
-use crate::sched::stats::{BLOCK_KINDS, BlockKind};
+use crate::wait::block_kind::{BLOCK_KINDS, BlockKind};
 
 /// A snapshot of a runtime: how many goroutines there are and what they are doing, and what
 /// each worker has done. Taken by [`Runtime::metrics`](crate::Runtime::metrics), or by

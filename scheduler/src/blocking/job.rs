@@ -15,7 +15,7 @@ use crate::spawn_error::SpawnError;
 pub(super) trait Job: Send + Sync {
     /// Runs the closure and publishes its result. Called once, by the thread that dequeued it.
     fn run(&self);
-    /// Drops the closure unstarted and publishes [`Cancelled`](crate::Cancelled) as its
+    /// Drops the closure unstarted and publishes [`Cancelled`](crate::wait::Cancelled) as its
     /// result. Called once, by the shutdown that dequeued it.
     fn cancel(&self);
 }
@@ -100,7 +100,7 @@ where
     fn cancel(&self) {
         // On the pool's or the shutting-down thread's stack: contain a panicking drop.
         drop_contained(self.take_closure());
-        self.finish(Err(Box::new(crate::Cancelled)));
+        self.finish(Err(Box::new(crate::wait::Cancelled)));
     }
 }
 

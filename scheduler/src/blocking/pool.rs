@@ -493,7 +493,7 @@ mod tests {
             let closer = s.spawn(|| shared.blocking.close_and_join(Some(Instant::now())));
             for job in queued {
                 let payload = job.join().unwrap_err();
-                assert!(payload.is::<crate::Cancelled>());
+                assert!(payload.is::<crate::wait::Cancelled>());
             }
             assert!(!closer.is_finished(), "the running job holds the close");
             drop(open);

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::parked::{ParkedRef, ParkedSlot};
-use crate::sync::locked::Locked;
-use crate::sync::waiter::Waiter;
+use crate::wait::lock::Locked;
+use crate::wait::waiter::Waiter;
 
 /// A blocked party in one of a channel's queues.
 pub(crate) enum Party<T> {
@@ -283,8 +283,9 @@ fn remove_party<T>(queue: &mut VecDeque<Party<T>>, is_it: impl Fn(&Party<T>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::stats::BlockKind;
+    use crate::sched::wait::WaitHere;
     use crate::testing::ROUNDS;
+    use crate::wait::BlockKind;
     use std::thread;
     use std::time::{Duration, Instant};
 

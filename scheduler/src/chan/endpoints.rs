@@ -13,8 +13,8 @@ use super::ops::{RecvOp, SendOp};
 use super::parked;
 use crate::context::Context;
 use crate::sched::context::can_suspend;
-use crate::sched::stats::BlockKind;
 use crate::select::{Mode, select_as, select_one};
+use crate::wait::BlockKind;
 
 /// The sending end of a channel. Clone it to send from several goroutines.
 ///

@@ -6,7 +6,7 @@ use super::core::{Chan, Party, Slot, TryRecv, TrySend};
 use super::error::{RecvError, SendError};
 use super::{Receiver, Sender};
 use crate::select::{SelectWaiter, Selectable, sealed};
-use crate::sync::locked::RawLock;
+use crate::wait::lock::RawLock;
 
 /// A receive waiting to happen. Created by `select!`; see [`Receiver`].
 #[doc(hidden)]

@@ -26,9 +26,9 @@ use super::core::{Chan, Party, State, TryRecv, TrySend};
 use super::error::{RecvError, SendError};
 use crate::goroutine::task::TaskRef;
 use crate::sched::context::{self, park_current_unlocking};
-use crate::sched::stats::BlockKind;
 use crate::sched::unpark_owned;
-use crate::sync::locked::Guard;
+use crate::wait::BlockKind;
+use crate::wait::lock::Guard;
 
 /// A goroutine blocked in a plain send or receive. Lives on that goroutine's stack.
 pub(crate) struct ParkedSlot<T> {

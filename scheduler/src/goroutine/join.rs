@@ -9,8 +9,9 @@ use std::thread;
 
 use super::task::{BLOCKING, INLINE, Joinable, NO_HOME};
 use crate::sched::context;
-use crate::sched::stats::BlockKind;
-use crate::sync::waiter::Waiter;
+use crate::sched::wait::WaitHere;
+use crate::wait::BlockKind;
+use crate::wait::waiter::Waiter;
 
 /// `JoinState::state`: the goroutine finished and its result is written.
 const COMPLETE: u8 = 1;
@@ -119,7 +120,7 @@ impl<T> JoinHandle<T> {
     ///
     /// A goroutine that was still blocked when
     /// [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout) ran out of time is
-    /// unwound, and its `join` returns `Err` with a [`Cancelled`](crate::Cancelled) payload.
+    /// unwound, and its `join` returns `Err` with a [`Cancelled`](crate::wait::Cancelled) payload.
     pub fn join(self) -> thread::Result<T> {
         self.run_inline_if_unstarted();
         // A blocking job's handle waits for the pool, a goroutine's for the goroutine.

@@ -12,8 +12,9 @@ use corosensei::{Coroutine, Yielder};
 use super::join::JoinState;
 use super::stack::GuardedStack;
 use crate::sched::Shared;
-use crate::sched::stats::BlockKind;
-use crate::sync::locked::RawLock;
+use crate::wait::BlockKind;
+use crate::wait::lock::RawLock;
+use crate::wait::waiter::Wake;
 
 /// Why a goroutine handed control back to its worker.
 pub(crate) enum Suspend {
@@ -43,12 +44,14 @@ pub(crate) type GoYielder = Yielder<(), Suspend>;
 pub(crate) type TaskRef = Arc<dyn Runnable>;
 
 /// The scheduler's view of a goroutine, with its closure and result types erased.
-pub(crate) trait Runnable: Send + Sync + 'static {
+/// A goroutine is woken through the wait kernel's [`Wake`], which the scheduler implements
+/// (`crate::sched::wake`).
+pub(crate) trait Runnable: Wake + Send + Sync + 'static {
     fn header(&self) -> &Header;
     /// Runs the closure and publishes its result. Called once, on the goroutine's own stack.
     fn run(&self);
     /// Drops the closure of a goroutine that never started and publishes
-    /// [`Cancelled`](crate::Cancelled) as its result (shutdown past its deadline).
+    /// [`Cancelled`](crate::wait::Cancelled) as its result (shutdown past its deadline).
     fn cancel(&self);
 }
 
@@ -314,7 +317,7 @@ where
     fn cancel(&self) {
         // The closure's captures are user values, dropped here on the worker's own stack.
         drop_contained(self.take_closure());
-        self.finish(Err(Box::new(crate::Cancelled)));
+        self.finish(Err(Box::new(crate::wait::Cancelled)));
     }
 }
 

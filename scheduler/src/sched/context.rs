@@ -10,10 +10,10 @@ use std::panic;
 use std::sync::Arc;
 
 use super::shared::Shared;
-use super::stats::BlockKind;
 use super::worker::WorkerLocal;
 use crate::goroutine::task::{Handover, Header, Suspend, TaskRef};
-use crate::sync::locked::RawLock;
+use crate::wait::BlockKind;
+use crate::wait::lock::RawLock;
 
 thread_local! {
     /// The worker running on this thread, if it is one; set for the worker's whole life.
@@ -133,7 +133,7 @@ pub(crate) fn unwind_cancelled() -> ! {
         eprintln!("scheduler: cannot unwind a cancelled goroutine under panic = \"abort\"");
         std::process::abort();
     }
-    panic::resume_unwind(Box::new(crate::Cancelled))
+    panic::resume_unwind(Box::new(crate::wait::Cancelled))
 }
 
 /// Suspends the running goroutine like [`park_current`], with `lock` held: its worker puts
@@ -182,7 +182,7 @@ pub(crate) fn yield_current() -> bool {
 }
 
 /// The header of the goroutine running on this thread.
-fn running_header() -> *const Header {
+pub(crate) fn running_header() -> *const Header {
     current_worker()
         .and_then(|w| w.current_header())
         .expect("scheduler: internal error: suspend outside a goroutine")

@@ -58,7 +58,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Condvar, Mutex};
 
 use super::shared::Shared;
-use crate::time::timers;
+use crate::wait::timers;
 
 /// The message `block_on` panics with.
 pub(crate) const DEADLOCK_MESSAGE: &str = "scheduler: all goroutines are asleep - deadlock!";

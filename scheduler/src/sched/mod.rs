@@ -16,8 +16,10 @@ pub(crate) mod parker;
 pub(crate) mod shared;
 pub(crate) mod spare;
 pub(crate) mod stats;
+pub(crate) mod timers;
+pub(crate) mod wait;
 pub(crate) mod wake;
 pub(crate) mod worker;
 
 pub(crate) use shared::Shared;
-pub(crate) use wake::{unpark, unpark_owned};
+pub(crate) use wake::unpark_owned;

@@ -20,32 +20,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-/// What a parked goroutine waits for, as counted in [`WorkerStats`]. Given by the blocking
-/// call when it makes its [`Waiter`](crate::sync::waiter::Waiter) (or, for the channel fast
-/// path, when it parks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum BlockKind {
-    /// A channel's `send` or `recv` (and their timed and context variants).
-    Channel = 0,
-    /// `Mutex`, `RwLock`, `Condvar`, `Semaphore`, `OnceLock`.
-    Sync = 1,
-    /// `WaitGroup::wait`.
-    WaitGroup = 2,
-    /// `sleep`, `sleep_until`, `sleep_ctx`.
-    Timer = 3,
-    /// `JoinHandle::join`.
-    Join = 4,
-    /// A `select!` of the caller's own arms.
-    Select = 5,
-    /// `JoinHandle::join` of a `spawn_blocking` job.
-    Blocking = 6,
-    /// Anything else.
-    Other = 7,
-}
-
-/// How many [`BlockKind`]s there are.
-pub(crate) const BLOCK_KINDS: usize = 8;
+use crate::wait::block_kind::{BLOCK_KINDS, BlockKind};
 
 /// One worker's counters. Written only by the owning worker thread (the worker loop, or a
 /// goroutine it runs), each with a load and a store; read by anyone taking a snapshot.

@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use super::context;
 use super::shared::Shared;
-use crate::goroutine::task::{TaskRef, state};
+use crate::goroutine::task::{Task, TaskRef, state};
+use crate::wait::waiter::Wake;
 
 /// Wakes `task`: a parked goroutine is queued on its home worker; one that is queued or
 /// running is marked, so that its next attempt to park returns at once. Waking a finished
@@ -16,6 +17,18 @@ use crate::goroutine::task::{TaskRef, state};
 pub(crate) fn unpark(task: &TaskRef) {
     if was_parked(task) {
         enqueue(task.clone());
+    }
+}
+
+/// A goroutine waiting on a kernel [`Waiter`](crate::wait::waiter::Waiter) is woken as any
+/// other: [`unpark_owned`].
+impl<F, T> Wake for Task<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn wake(self: Arc<Self>) {
+        unpark_owned(self);
     }
 }
 

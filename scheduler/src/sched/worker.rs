@@ -34,14 +34,15 @@ use super::context;
 use super::deadlock;
 use super::monitor::{self, Activity};
 use super::shared::{Shared, phase};
-use super::stats::{BlockKind, WorkerStats};
+use super::stats::WorkerStats;
 use super::wake::unpark;
 use crate::goroutine::overflow;
 use crate::goroutine::stack::StackPool;
 use crate::goroutine::task::{
     Coro, GoYielder, Header, INLINE, NO_HOME, Runnable, Suspend, TaskRef, state,
 };
-use crate::time::timers::{self, TimerHeap};
+use crate::wait::BlockKind;
+use crate::wait::timers::{self, TimerHeap};
 
 /// How many stack reservations a worker takes from the arena at a time.
 const STACK_BLOCK: usize = 64;

@@ -23,9 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sched::stats::BlockKind;
-use crate::sync::locked::RawLock;
-use crate::sync::waiter::Waiter;
+use crate::sched::wait::WaitHere;
+use crate::wait::BlockKind;
+use crate::wait::lock::RawLock;
+use crate::wait::waiter::Waiter;
 
 /// How long [`select`] may wait when no arm is ready.
 #[doc(hidden)]

@@ -3,10 +3,11 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::locked::Locked;
 use super::mutex::{Mutex, MutexGuard};
-use super::waiter::{Waiter, WaiterQueue};
-use crate::sched::stats::BlockKind;
+use crate::sched::wait::WaitHere;
+use crate::wait::BlockKind;
+use crate::wait::lock::Locked;
+use crate::wait::waiter::{Waiter, WaiterQueue};
 
 /// Waits for a condition guarded by a [`Mutex`], Go's `sync.Cond`.
 ///

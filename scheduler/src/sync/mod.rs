@@ -13,13 +13,11 @@
 //! | [`OnceLock`] | `sync.Once` | one-time initialisation |
 
 mod condvar;
-pub(crate) mod locked;
 mod mutex;
 mod once;
 mod rwlock;
 mod semaphore;
 pub(crate) mod wait_group;
-pub(crate) mod waiter;
 
 pub use condvar::Condvar;
 pub use mutex::{Mutex, MutexGuard};

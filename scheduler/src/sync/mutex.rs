@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use super::locked::Locked;
-use super::waiter::Waiter;
-use crate::sched::stats::BlockKind;
+use crate::sched::wait::WaitHere;
+use crate::wait::BlockKind;
+use crate::wait::lock::Locked;
+use crate::wait::waiter::Waiter;
 
 /// The lock is held.
 const LOCKED: u8 = 1;

@@ -6,9 +6,10 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::locked::Locked;
-use super::waiter::Waiter;
-use crate::sched::stats::BlockKind;
+use crate::sched::wait::WaitHere;
+use crate::wait::BlockKind;
+use crate::wait::lock::Locked;
+use crate::wait::waiter::Waiter;
 
 const EMPTY: u8 = 0;
 const RUNNING: u8 = 1;

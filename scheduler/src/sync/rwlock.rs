@@ -8,9 +8,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::locked::Locked;
-use super::waiter::Waiter;
-use crate::sched::stats::BlockKind;
+use crate::sched::wait::WaitHere;
+use crate::wait::BlockKind;
+use crate::wait::lock::Locked;
+use crate::wait::waiter::Waiter;
 
 /// `state`: a writer holds the lock.
 const WRITER: usize = 1;

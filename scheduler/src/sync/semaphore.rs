@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::locked::{Locked, RawLock};
-use super::waiter::{Waiter, WaiterQueue};
 use crate::chan::RecvOp;
 use crate::context::{Context, ContextError};
-use crate::sched::stats::BlockKind;
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as, select_one};
+use crate::wait::BlockKind;
+use crate::wait::lock::{Locked, RawLock};
+use crate::wait::waiter::{Waiter, WaiterQueue};
 
 /// `state`: the wait queue may be non-empty, so releases must look at it.
 const WAITERS: usize = 1;

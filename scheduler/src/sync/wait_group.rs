@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::locked::{Locked, RawLock};
-use super::waiter::{Waiter, WaiterQueue};
 use crate::JoinHandle;
 use crate::context::{Context, ContextError};
-use crate::sched::stats::BlockKind;
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as};
+use crate::wait::BlockKind;
+use crate::wait::lock::{Locked, RawLock};
+use crate::wait::waiter::{Waiter, WaiterQueue};
 
 /// A counter of outstanding work that goroutines and threads can wait on reaching zero.
 ///

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::timers::{self, TimerAction};
 use crate::chan::{self, Receiver, Sender, TrySendError};
+use crate::sched::timers::run_at;
+use crate::wait::timers::TimerAction;
 
 /// A receiver that gets the time once, `duration` from now (Go's `time.After`).
 ///
@@ -31,7 +32,7 @@ use crate::chan::{self, Receiver, Sender, TrySendError};
 pub fn after(duration: Duration) -> Receiver<Instant> {
     let (tx, rx) = chan::never_closing(1);
     if let Some(deadline) = Instant::now().checked_add(duration) {
-        timers::run_at(deadline, Ticker { tx, period: None });
+        run_at(deadline, Ticker { tx, period: None });
     }
     rx
 }
@@ -48,7 +49,7 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
     assert!(!period.is_zero(), "scheduler: tick period must be non-zero");
     let (tx, rx) = chan::never_closing(1);
     if let Some(first) = Instant::now().checked_add(period) {
-        timers::run_at(
+        run_at(
             first,
             Ticker {
                 tx,
@@ -73,7 +74,7 @@ impl TimerAction for Ticker {
         }
         if let Some((due, period)) = self.period {
             let next = next_tick(due, period, now);
-            timers::run_at(
+            run_at(
                 next,
                 Ticker {
                     tx: self.tx,

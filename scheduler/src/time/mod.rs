@@ -15,7 +15,6 @@
 
 mod channels;
 mod sleep;
-pub(crate) mod timers;
 
 pub use channels::{after, tick};
 pub use sleep::{sleep, sleep_ctx, sleep_until};

@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use crate::chan::RecvOp;
 use crate::context::{Context, ContextError};
 use crate::sched::context;
-use crate::sched::stats::BlockKind;
+use crate::sched::wait::WaitHere;
 use crate::select::{Mode, select_one};
-use crate::sync::waiter::Waiter;
+use crate::wait::BlockKind;
+use crate::wait::waiter::Waiter;
 
 /// Sleeps for `duration`, Go's `time.Sleep`.
 ///

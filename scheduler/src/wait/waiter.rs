@@ -1,8 +1,8 @@
 //! One blocked party, goroutine or plain thread, and how to wake it.
 //!
 //! Every blocking primitive follows the same pattern: make a [`Waiter`] for the current
-//! context, register it under the primitive's lock after checking the condition there, then
-//! [`Waiter::wait`]. Whoever makes the condition true takes waiters out under the same lock and
+//! context (`crate::sched::wait`), register it under the primitive's lock after checking the
+//! condition there, then wait on it. Whoever makes the condition true takes waiters out under the same lock and
 //! calls [`Waiter::notify`]. A wait ends exactly once, with a notification or a time-out,
 //! decided by one CAS on `state`; so a notifier learns whether its notification was taken (and
 //! can pass a permit or a value to the next waiter if not), and a spurious wakeup of the
@@ -15,9 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
-use crate::goroutine::task::{Header, TaskRef};
-use crate::sched::context;
-use crate::sched::stats::BlockKind;
+use super::block_kind::BlockKind;
 
 /// `state` while the wait is open.
 const WAITING: usize = 0;
@@ -26,13 +24,26 @@ const TIMED_OUT: usize = 1;
 /// `state` after `notify(token)`: `NOTIFIED + token`.
 const NOTIFIED: usize = 2;
 
-enum Target {
-    Goroutine(TaskRef),
+/// A goroutine as the kernel sees it: something a notification makes runnable again.
+/// Implemented by the scheduler for its goroutines (`crate::sched::wake`); the kernel never
+/// needs to know more of them.
+pub(crate) trait Wake: Send + Sync {
+    /// Makes the goroutine runnable if it is parked, or has its next park return at once.
+    fn wake(self: Arc<Self>);
+}
+
+/// Who waits: a goroutine, woken through its scheduler, or a plain thread, unparked.
+pub(crate) enum Target {
+    Goroutine(Arc<dyn Wake>),
     Thread(Thread),
 }
 
 /// A goroutine or thread blocked until [`notify`](Waiter::notify) is called or a deadline
 /// passes, whichever comes first.
+///
+/// The kernel holds the protocol: one CAS ends the wait, and the loser learns it lost. How a
+/// goroutine parks while it waits belongs to the scheduler (`crate::sched::wait`); a thread's
+/// wait is here ([`wait_thread_until`](Self::wait_thread_until)).
 pub(crate) struct Waiter {
     /// `WAITING`, `TIMED_OUT` or `NOTIFIED + token`; leaves `WAITING` once, by CAS. AcqRel on
     /// the CAS and Acquire on the waiter's loads: what a notifier wrote before notifying is
@@ -45,21 +56,29 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    /// A waiter for the calling goroutine, or for the calling thread outside a goroutine. A
-    /// goroutine parked on it counts as blocked on `kind` in the runtime's metrics.
-    ///
-    /// A goroutine that is unwinding a panic waits as a thread: it blocks its worker rather
-    /// than suspend mid-unwind (see [`context::can_suspend`]).
-    pub(crate) fn for_current(kind: BlockKind) -> Arc<Waiter> {
-        let target = match context::current_task() {
-            Some(task) if !thread::panicking() => Target::Goroutine(task),
-            _ => Target::Thread(thread::current()),
-        };
+    /// A waiter for `target`, counted as blocked on `kind` while a goroutine target is parked.
+    pub(crate) fn new(target: Target, kind: BlockKind) -> Arc<Waiter> {
         Arc::new(Waiter {
             state: AtomicUsize::new(WAITING),
             target,
             kind,
         })
+    }
+
+    /// A waiter for the calling thread (which must be no goroutine that will park: see
+    /// `crate::sched::wait` for the waiter of "whoever calls").
+    pub(crate) fn for_thread(kind: BlockKind) -> Arc<Waiter> {
+        Waiter::new(Target::Thread(thread::current()), kind)
+    }
+
+    /// What a goroutine parked on this waiter counts as blocked on.
+    pub(crate) fn kind(&self) -> BlockKind {
+        self.kind
+    }
+
+    /// Whether a goroutine waits here (else a thread).
+    pub(crate) fn is_goroutine(&self) -> bool {
+        matches!(self.target, Target::Goroutine(_))
     }
 
     /// Ends the wait with `token` (a `select` arm's index; 0 elsewhere) and wakes the waiter.
@@ -89,7 +108,9 @@ impl Waiter {
         ended
     }
 
-    fn try_time_out(&self) -> bool {
+    /// Ends the wait as timed out without waking anyone: for the waiter itself (its deadline
+    /// passed, it is cancelled, it unwinds). Returns false if it had already ended.
+    pub(crate) fn try_time_out(&self) -> bool {
         self.state
             .compare_exchange(WAITING, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -97,7 +118,7 @@ impl Waiter {
 
     fn unpark(&self) {
         match &self.target {
-            Target::Goroutine(task) => crate::sched::unpark(task),
+            Target::Goroutine(goroutine) => goroutine.clone().wake(),
             Target::Thread(thread) => thread.unpark(),
         }
     }
@@ -112,83 +133,32 @@ impl Waiter {
         self.state.load(Ordering::Acquire).checked_sub(NOTIFIED)
     }
 
-    /// Blocks the current goroutine or thread (the one this waiter was made for) until
-    /// notified, and returns the token.
-    pub(crate) fn wait(self: &Arc<Self>) -> usize {
-        self.wait_until(None)
-            .expect("a wait without deadline cannot time out")
-    }
-
-    /// Blocks until notified (returning the token) or until `deadline` (returning `None`).
-    ///
-    /// A deadline in the past still checks for a notification that already arrived; a
-    /// goroutine whose wait times out that way, without parking, yields once all the same, so
-    /// that a loop of waits with tiny deadlines (a `sleep` of a nanosecond) lets the others
-    /// run, as Go's `Sleep(d > 0)` always parks.
-    ///
-    /// # Cancellation
-    ///
-    /// A goroutine cancelled by a forced shutdown (before it waits, or while it is parked)
-    /// ends the wait as timed out and unwinds with [`Cancelled`](crate::Cancelled), so that
-    /// notifiers skip it. If a notification ended the wait first, its grant (a lock handed
-    /// over, a permit, a value) is the goroutine's: the wait returns the token normally, and
-    /// the goroutine unwinds at its next wait instead. Nothing granted is lost.
-    pub(crate) fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> Option<usize> {
-        match &self.target {
-            Target::Goroutine(task) => self.park_until(task.header(), deadline),
-            Target::Thread(_) => {
-                while self.is_waiting() {
-                    match deadline {
-                        None => thread::park(),
-                        Some(deadline) => {
-                            let now = Instant::now();
-                            if now >= deadline {
-                                // Either we time out here, or a notification won the race.
-                                self.try_time_out();
-                                break;
-                            }
-                            thread::park_timeout(deadline - now);
-                        }
+    /// Blocks the calling thread, the one this waiter was made for, until notified (returning
+    /// the token) or until `deadline` (returning `None`). A deadline in the past still checks
+    /// for a notification that already arrived.
+    pub(crate) fn wait_thread_until(&self, deadline: Option<Instant>) -> Option<usize> {
+        debug_assert!(!self.is_goroutine(), "a goroutine's wait parks it instead");
+        while self.is_waiting() {
+            match deadline {
+                None => thread::park(),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        // Either we time out here, or a notification won the race.
+                        self.try_time_out();
+                        break;
                     }
+                    thread::park_timeout(deadline - now);
                 }
             }
         }
         self.token()
     }
-
-    /// [`wait_until`](Self::wait_until) for the running goroutine, whose header is `header`.
-    fn park_until(self: &Arc<Self>, header: &Header, deadline: Option<Instant>) {
-        let mut passed = false;
-        match deadline {
-            Some(deadline) if deadline <= Instant::now() => passed = self.try_time_out(),
-            // If notified first, the armed timer is dead once the wait ends (it holds the
-            // waiter weakly, so the wait's end frees what the waiter holds at once).
-            Some(deadline) => crate::time::timers::arm_timeout(deadline, self),
-            None => {}
-        }
-        // If the goroutine's stack is torn down while it is parked here (a worker dropped with
-        // its suspended coroutines), the guard ends the wait, so that notifiers skip it and
-        // its timer is dead.
-        let guard = EndOnUnwind(self);
-        while self.is_waiting() {
-            if header.is_cancelled() {
-                if self.try_time_out() {
-                    context::unwind_cancelled();
-                }
-                // Notified meanwhile: the grant is ours; unwind at the next wait.
-                break;
-            }
-            context::park_current(self.kind);
-        }
-        std::mem::forget(guard);
-        if passed {
-            context::yield_current();
-        }
-    }
 }
 
-/// Ends a goroutine's wait as timed out if the goroutine unwinds out of it.
-struct EndOnUnwind<'a>(&'a Waiter);
+/// Ends a goroutine's wait as timed out if the goroutine unwinds out of it: held across the
+/// scheduler's park loop.
+pub(crate) struct EndOnUnwind<'a>(pub(crate) &'a Waiter);
 
 impl Drop for EndOnUnwind<'_> {
     fn drop(&mut self) {
@@ -253,8 +223,7 @@ impl WaiterQueue {
     }
 }
 
-/// On plain threads only (no runtime), so that Miri can run them: `for_current` gives a
-/// thread target here.
+/// On plain threads only (no runtime), so that Miri can run them.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,7 +235,7 @@ mod tests {
     fn notify_and_time_out_race_ends_the_wait_once() {
         let (mut notified, mut timed_out) = (0, 0);
         for _ in 0..ROUNDS {
-            let waiter = Waiter::for_current(BlockKind::Other);
+            let waiter = Waiter::for_thread(BlockKind::Other);
             let start = Barrier::new(2);
             let (by_notify, by_time_out) = thread::scope(|s| {
                 let notifier = s.spawn(|| {
@@ -297,9 +266,9 @@ mod tests {
 
     #[test]
     fn wait_until_a_deadline_times_out() {
-        let waiter = Waiter::for_current(BlockKind::Other);
+        let waiter = Waiter::for_thread(BlockKind::Other);
         let deadline = Instant::now() + Duration::from_millis(10);
-        assert_eq!(waiter.wait_until(Some(deadline)), None);
+        assert_eq!(waiter.wait_thread_until(Some(deadline)), None);
         assert!(Instant::now() >= deadline);
         assert!(!waiter.is_waiting());
         assert!(
@@ -310,9 +279,9 @@ mod tests {
 
     #[test]
     fn wait_until_a_past_deadline_still_sees_a_notification() {
-        let waiter = Waiter::for_current(BlockKind::Other);
+        let waiter = Waiter::for_thread(BlockKind::Other);
         assert!(waiter.notify(3));
-        assert_eq!(waiter.wait_until(Some(Instant::now())), Some(3));
+        assert_eq!(waiter.wait_thread_until(Some(Instant::now())), Some(3));
     }
 
     #[test]
@@ -322,13 +291,13 @@ mod tests {
             let (tx, rx) = mpsc::channel();
             thread::scope(|s| {
                 let blocked = s.spawn(|| {
-                    let waiter = Waiter::for_current(BlockKind::Other);
+                    let waiter = Waiter::for_thread(BlockKind::Other);
                     tx.send(waiter.clone()).unwrap();
                     // Odd rounds: the notification comes before the wait.
                     if round % 2 == 1 {
                         thread::sleep(Duration::from_millis(1));
                     }
-                    let token = waiter.wait();
+                    let token = waiter.wait_thread_until(None).unwrap();
                     // SAFETY: written before the notification, which `wait` acquired.
                     (token, unsafe { data.get() })
                 });
@@ -348,7 +317,7 @@ mod tests {
     #[test]
     fn notify_first_skips_waits_that_ended() {
         let waiters: Vec<_> = (0..3)
-            .map(|_| Waiter::for_current(BlockKind::Other))
+            .map(|_| Waiter::for_thread(BlockKind::Other))
             .collect();
         let mut queue = WaiterQueue::new();
         for (token, waiter) in waiters.iter().enumerate() {
@@ -371,8 +340,8 @@ mod tests {
     #[test]
     fn withdraw_removes_only_that_waiter() {
         let (a, b) = (
-            Waiter::for_current(BlockKind::Other),
-            Waiter::for_current(BlockKind::Other),
+            Waiter::for_thread(BlockKind::Other),
+            Waiter::for_thread(BlockKind::Other),
         );
         let mut queue = WaiterQueue::new();
         queue.push(&a, 0);
@@ -387,7 +356,7 @@ mod tests {
     #[test]
     fn take_all_then_notify_all_ends_every_wait() {
         let waiters: Vec<_> = (0..3)
-            .map(|_| Waiter::for_current(BlockKind::Other))
+            .map(|_| Waiter::for_thread(BlockKind::Other))
             .collect();
         let mut queue = WaiterQueue::new();
         for (token, waiter) in waiters.iter().enumerate() {
@@ -409,9 +378,9 @@ mod tests {
         thread::scope(|s| {
             for _ in 0..THREADS {
                 s.spawn(|| {
-                    let waiter = Waiter::for_current(BlockKind::Other);
+                    let waiter = Waiter::for_thread(BlockKind::Other);
                     queue.lock().push(&waiter, 0);
-                    waiter.wait();
+                    waiter.wait_thread_until(None);
                     woken.fetch_add(1, Ordering::Relaxed);
                 });
             }

@@ -1,11 +1,13 @@
-//! Where timers live and who fires them.
+//! Timers: the heap that orders them, and the process-wide thread that fires those set outside
+//! any runtime.
 //!
-//! A timer set by a goroutine goes into its worker's own [`TimerHeap`]: no lock, and the
-//! worker fires it between goroutines, or sleeps exactly until it is due when it has nothing
-//! else to do (see `WorkerLocal::park`). A timer set outside any runtime (a plain thread's
-//! `after`, a context deadline made in `main`) goes to one process-wide timer thread,
-//! `scheduler-timer`, started on first use and asleep whenever it has no timer due. Timers a
-//! worker still holds when its runtime stops are handed to that thread too, so none is lost.
+//! A timer set by a goroutine goes into its worker's own [`TimerHeap`] (`crate::sched::timers`
+//! puts it there): no lock, and the worker fires it between goroutines, or sleeps exactly until
+//! it is due when it has nothing else to do (see `WorkerLocal::park`). A timer set outside any
+//! runtime (a plain thread's `after`, a context deadline made in `main`) goes to one
+//! process-wide timer thread, `scheduler-timer`, started on first use and asleep whenever it
+//! has no timer due. Timers a worker still holds when its runtime stops are handed to that
+//! thread too, so none is lost.
 //!
 //! Actions run on the firing thread's own stack and must be short and never block: they wake a
 //! waiter, send on a channel with `try_send`, or cancel a context.
@@ -13,14 +15,13 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{OnceLock, Weak};
 use std::thread;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::sched::context;
-use crate::sync::waiter::Waiter;
+use super::waiter::Waiter;
 
 /// A callback a timer runs when it fires: short, and never blocking.
 pub(crate) trait TimerAction: Send {
@@ -152,25 +153,6 @@ impl TimerHeap {
     }
 }
 
-/// Arms a time-out for `waiter`, which must belong to the running goroutine.
-pub(crate) fn arm_timeout(deadline: Instant, waiter: &Arc<Waiter>) {
-    let worker = context::current_worker().expect("scheduler: internal error: no worker");
-    worker
-        .timers()
-        .borrow_mut()
-        .push(deadline, Action::TimeOut(Arc::downgrade(waiter)));
-}
-
-/// Runs `action` at `deadline`, on the current worker if there is one, else on the timer
-/// thread.
-pub(crate) fn run_at(deadline: Instant, action: impl TimerAction + 'static) {
-    let action = Action::Run(Box::new(action));
-    match context::current_worker() {
-        Some(worker) => worker.timers().borrow_mut().push(deadline, action),
-        None => global().push(deadline, action),
-    }
-}
-
 /// Fires every timer of `heap` that is due now. The heap is borrowed only between firings, so
 /// an action may set new timers.
 pub(crate) fn fire_due(heap: &std::cell::RefCell<TimerHeap>) {
@@ -274,6 +256,7 @@ impl GlobalTimers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
     use std::time::Duration;
 

@@ -1,0 +1,28 @@
+//! Setting a timer where the caller runs: on its worker's own heap inside a runtime, on the
+//! process-wide timer thread outside (see `crate::wait::timers`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::context;
+use crate::wait::timers::{Action, TimerAction, global};
+use crate::wait::waiter::Waiter;
+
+/// Arms a time-out for `waiter`, which must belong to the running goroutine.
+pub(crate) fn arm_timeout(deadline: Instant, waiter: &Arc<Waiter>) {
+    let worker = context::current_worker().expect("scheduler: internal error: no worker");
+    worker
+        .timers()
+        .borrow_mut()
+        .push(deadline, Action::TimeOut(Arc::downgrade(waiter)));
+}
+
+/// Runs `action` at `deadline`, on the current worker if there is one, else on the timer
+/// thread.
+pub(crate) fn run_at(deadline: Instant, action: impl TimerAction + 'static) {
+    let action = Action::Run(Box::new(action));
+    match context::current_worker() {
+        Some(worker) => worker.timers().borrow_mut().push(deadline, action),
+        None => global().push(deadline, action),
+    }
+}
