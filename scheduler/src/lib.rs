@@ -77,10 +77,10 @@ pub mod time;
 mod wait;
 
 pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};
-pub use goroutine::join::JoinHandle;
 pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use metrics::{BlockedGoroutines, Metrics, WorkerMetrics};
 pub use runtime::{Runtime, ShutdownError};
+pub use sched::join_handle::JoinHandle;
 pub use spawn_error::SpawnError;
 pub use sync::WaitGroup;
 pub use wait::Cancelled;

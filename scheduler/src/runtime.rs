@@ -11,12 +11,12 @@ use crossbeam_deque::Worker;
 
 use crate::blocking;
 use crate::builder::{BuildError, Builder};
-use crate::goroutine::join::JoinHandle;
 use crate::goroutine::overflow::{self, AltStack};
 use crate::goroutine::task::TaskRef;
 use crate::metrics::{self, Metrics};
 use crate::sched::context;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
+use crate::sched::join_handle::JoinHandle;
 use crate::sched::monitor;
 use crate::sched::shared::{Shared, phase};
 use crate::sched::worker;

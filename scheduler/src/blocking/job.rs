@@ -5,9 +5,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 
-use crate::goroutine::join::{JoinHandle, JoinState};
+use crate::goroutine::join::JoinState;
 use crate::goroutine::task::{BLOCKING, Header, Joinable, Stage, drop_contained};
 use crate::sched::Shared;
+use crate::sched::join_handle::JoinHandle;
 use crate::sched::shared::phase;
 use crate::spawn_error::SpawnError;
 
@@ -60,7 +61,7 @@ where
     T: Send + 'static,
 {
     fn new(shared: &Arc<Shared>, f: F) -> Arc<BlockingTask<F, T>> {
-        let header = Header::new(Arc::as_ptr(shared), shared.take_ids(1));
+        let header = Header::new(Arc::as_ptr(shared).cast(), shared.take_ids(1));
         let claimed = header.claim(BLOCKING);
         debug_assert!(claimed, "a new header has no home");
         Arc::new(BlockingTask {
@@ -124,7 +125,7 @@ where
         &self.header
     }
 
-    fn run_inline(&self) {
+    fn run_inline(&self, _finished: &dyn Fn()) {
         unreachable!("scheduler: internal error: a blocking job is never run inline");
     }
 

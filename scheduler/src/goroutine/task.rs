@@ -11,8 +11,8 @@ use corosensei::{Coroutine, Yielder};
 
 use super::join::JoinState;
 use super::stack::GuardedStack;
-use crate::sched::Shared;
 use crate::wait::BlockKind;
+use crate::wait::Cancelled;
 use crate::wait::lock::RawLock;
 use crate::wait::waiter::Wake;
 
@@ -49,10 +49,14 @@ pub(crate) type TaskRef = Arc<dyn Runnable>;
 pub(crate) trait Runnable: Wake + Send + Sync + 'static {
     fn header(&self) -> &Header;
     /// Runs the closure and publishes its result. Called once, on the goroutine's own stack.
-    fn run(&self);
+    /// `finished` runs between the result's write and its publication to the joiner: the
+    /// scheduler counts the goroutine out there, so that once `join` returns it no longer
+    /// shows in `num_goroutines`.
+    fn run(&self, finished: &dyn Fn());
     /// Drops the closure of a goroutine that never started and publishes
-    /// [`Cancelled`](crate::wait::Cancelled) as its result (shutdown past its deadline).
-    fn cancel(&self);
+    /// [`Cancelled`](crate::wait::Cancelled) as its result (shutdown past its deadline);
+    /// `finished` as for [`run`](Self::run).
+    fn cancel(&self, finished: &dyn Fn());
 }
 
 /// Scheduling states, stored in [`Header::state`].
@@ -102,9 +106,10 @@ pub(crate) struct Header {
     /// the closure). Read by wakers after their Acquire CAS out of `PARKED`, which follows the
     /// worker's AcqRel CAS into `PARKED`.
     pub(crate) home: AtomicUsize,
-    /// The runtime the goroutine belongs to. Valid while the goroutine is not `DONE`: a
-    /// runtime outlives its goroutines.
-    pub(crate) shared: *const Shared,
+    /// The runtime the goroutine belongs to: its `crate::sched::Shared`, type-erased (this
+    /// layer sits below the scheduler, which casts it back). Valid while the goroutine is not
+    /// `DONE`: a runtime outlives its goroutines.
+    pub(crate) shared: *const (),
     /// Unique within its runtime; 1 for the first goroutine.
     pub(crate) id: u64,
     /// The coroutine's yielder. Written by the goroutine when it starts and read by it when it
@@ -128,7 +133,7 @@ unsafe impl Send for Header {}
 unsafe impl Sync for Header {}
 
 impl Header {
-    pub(crate) fn new(shared: *const Shared, id: u64) -> Header {
+    pub(crate) fn new(shared: *const (), id: u64) -> Header {
         Header {
             state: AtomicU8::new(state::ACTIVE),
             cancelled: AtomicBool::new(false),
@@ -266,7 +271,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    pub(crate) fn new(shared: *const Shared, id: u64, f: F) -> Arc<Task<F, T>> {
+    pub(crate) fn new(shared: *const (), id: u64, f: F) -> Arc<Task<F, T>> {
         Arc::new(Task {
             header: Header::new(shared, id),
             stage: UnsafeCell::new(Stage::Pending(f)),
@@ -274,17 +279,12 @@ where
         })
     }
 
-    fn finish(&self, result: thread::Result<T>) {
+    fn finish(&self, result: thread::Result<T>, finished: &dyn Fn()) {
         // SAFETY: the closure has been taken by this thread (run/cancel), so nobody else
         // touches `stage` until `complete` publishes it to the JoinHandle.
         unsafe { *self.stage.get() = Stage::Finished(result) };
-        // Count the goroutine out before releasing its joiner, so that once `join` returns
-        // the goroutine no longer shows in `num_goroutines`. A goroutine always finishes on a
-        // worker of its runtime: its own, the joiner's that ran it inline, or the one that
-        // cancelled it before it started.
-        crate::sched::context::current_worker()
-            .expect("scheduler: internal error: a goroutine finished off its runtime's workers")
-            .count_finished();
+        // Counted out before its joiner is released (see `Runnable::run`).
+        finished();
         self.join.complete();
     }
 
@@ -304,20 +304,20 @@ where
         &self.header
     }
 
-    fn run(&self) {
+    fn run(&self, finished: &dyn Fn()) {
         let f = self
             .take_closure()
             .expect("scheduler: internal error: goroutine started twice");
         // The payload goes to `join`, as with std::thread; the panic hook has already printed
         // the message, so a goroutine nobody joins still reports its panic.
         let result = panic::catch_unwind(AssertUnwindSafe(f));
-        self.finish(result);
+        self.finish(result, finished);
     }
 
-    fn cancel(&self) {
+    fn cancel(&self, finished: &dyn Fn()) {
         // The closure's captures are user values, dropped here on the worker's own stack.
         drop_contained(self.take_closure());
-        self.finish(Err(Box::new(crate::wait::Cancelled)));
+        self.finish(Err(Box::new(Cancelled)), finished);
     }
 }
 
@@ -358,9 +358,9 @@ pub(crate) fn drop_contained<V>(value: V) {
 /// The typed view a [`JoinHandle`](crate::JoinHandle) keeps of its goroutine.
 pub(crate) trait Joinable<T>: Send + Sync {
     fn header(&self) -> &Header;
-    /// Runs the goroutine on the caller's stack. Only after [`Header::claim`] with `INLINE`
-    /// succeeded.
-    fn run_inline(&self);
+    /// Runs the goroutine on the caller's stack (`finished` as for [`Runnable::run`]). Only
+    /// after [`Header::claim`] with `INLINE` succeeded.
+    fn run_inline(&self, finished: &dyn Fn());
     fn join_state(&self) -> &JoinState;
     /// Takes the result.
     ///
@@ -378,8 +378,8 @@ where
         &self.header
     }
 
-    fn run_inline(&self) {
-        Runnable::run(self);
+    fn run_inline(&self, finished: &dyn Fn()) {
+        Runnable::run(self, finished);
         self.header.state.store(state::DONE, Ordering::Release);
     }
 

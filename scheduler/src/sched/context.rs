@@ -9,7 +9,6 @@ use std::cell::{Cell, UnsafeCell};
 use std::panic;
 use std::sync::Arc;
 
-use super::shared::Shared;
 use super::worker::WorkerLocal;
 use crate::goroutine::task::{Handover, Header, Suspend, TaskRef};
 use crate::wait::BlockKind;
@@ -84,11 +83,11 @@ pub(crate) fn in_goroutine() -> bool {
 /// Whether the caller may run a not-yet-started goroutine of the runtime `shared` on its own
 /// stack, as `join` does: it is a goroutine of that runtime (so the runtime's calls work in
 /// the joined closure), it is not unwinding, and at least half of its stack is still free.
-pub(crate) fn can_run_inline(shared: *const Shared) -> bool {
+pub(crate) fn can_run_inline(shared: *const ()) -> bool {
     let Some(worker) = current_worker() else {
         return false;
     };
-    if !std::ptr::eq(Arc::as_ptr(worker.shared()), shared) || std::thread::panicking() {
+    if !std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), shared) || std::thread::panicking() {
         return false;
     }
     let limit = crate::goroutine::overflow::running_stack_limit();

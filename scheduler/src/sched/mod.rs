@@ -11,6 +11,7 @@
 pub(crate) mod context;
 pub(crate) mod deadlock;
 pub(crate) mod idle;
+pub(crate) mod join_handle;
 pub(crate) mod monitor;
 pub(crate) mod parker;
 pub(crate) mod shared;

@@ -397,9 +397,9 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::goroutine::join::JoinHandle;
     use crate::goroutine::task::Task;
     use crate::sched::context;
+    use crate::sched::join_handle::JoinHandle;
 
     /// How long the tests below wait for what the monitor should do within a few time slices.
     const LIMIT: Duration = Duration::from_secs(10);
@@ -411,7 +411,7 @@ mod tests {
         let worker = context::current_worker().expect("called inside a goroutine");
         worker.reserve_stack().expect("a stack for the goroutine");
         let id = worker.count_spawned();
-        let task = Task::new(Arc::as_ptr(worker.shared()), id, f);
+        let task = Task::new(Arc::as_ptr(worker.shared()).cast(), id, f);
         let handle = JoinHandle::new(task.clone());
         worker.push_unannounced(task);
         handle

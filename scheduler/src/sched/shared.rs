@@ -16,9 +16,9 @@ use super::parker::Parker;
 use super::spare::Spares;
 use super::stats::WorkerStats;
 use crate::blocking::{self, Pool};
-use crate::goroutine::join::JoinHandle;
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
+use crate::sched::join_handle::JoinHandle;
 use crate::spawn_error::SpawnError;
 use crate::sync::Semaphore;
 
@@ -222,7 +222,7 @@ impl Shared {
                 self.take_ids(1)
             }
         };
-        let task = Task::new(Arc::as_ptr(self), id, f);
+        let task = Task::new(Arc::as_ptr(self).cast(), id, f);
         let handle = JoinHandle::new(task.clone());
         match worker {
             Some(worker) => worker.push_spawned(task),

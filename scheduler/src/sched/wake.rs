@@ -71,7 +71,7 @@ fn enqueue(task: TaskRef) {
     let header = task.header();
     let home = header.home.load(Ordering::Relaxed);
     if let Some(worker) = context::current_worker()
-        && std::ptr::eq(Arc::as_ptr(worker.shared()), header.shared)
+        && std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), header.shared)
         && worker.index() == home
     {
         // SAFETY: this thread is the goroutine's home worker.
@@ -85,8 +85,9 @@ fn enqueue(task: TaskRef) {
     // reference keeps it alive until the push and the wake below are done, even if the
     // goroutine then runs to the end and the runtime shuts down meanwhile.
     let shared: Arc<Shared> = unsafe {
-        Arc::increment_strong_count(header.shared);
-        Arc::from_raw(header.shared)
+        let shared = header.shared.cast::<Shared>();
+        Arc::increment_strong_count(shared);
+        Arc::from_raw(shared)
     };
     shared.remotes[home].inbox.push(task);
     shared.unpark_worker(home);

@@ -597,7 +597,7 @@ impl WorkerLocal {
         }
         if self.shared.phase() >= phase::CANCELLING {
             header.state.store(state::DONE, Ordering::Release);
-            task.cancel();
+            task.cancel(&|| self.count_finished());
             return None;
         }
         let stack = match self.stacks.borrow_mut().take() {
@@ -623,7 +623,8 @@ impl WorkerLocal {
             // SAFETY: we are the goroutine, on its home thread; the yielder lives on this
             // coroutine's stack as long as the coroutine does.
             unsafe { body_task.header().set_yielder(yielder) };
-            body_task.run();
+            // A goroutine finishes on its home worker, this thread.
+            body_task.run(&count_finished_here);
         });
         // SAFETY: the worker loop, between goroutines (`started` doc).
         let started = unsafe { &mut *self.started.get() };
@@ -821,6 +822,14 @@ pub(crate) fn thread_main(index: usize, shared: Arc<Shared>, local: Worker<TaskR
     if index >= shared.procs {
         shared.spares.vacate(&shared, index, worker);
     }
+}
+
+/// Counts the goroutine that finishes on this thread's worker (`Runnable::run`'s `finished`),
+/// for a goroutine's body, which cannot borrow its worker across its suspensions.
+fn count_finished_here() {
+    context::current_worker()
+        .expect("scheduler: internal error: a goroutine finished off its runtime's workers")
+        .count_finished();
 }
 
 /// How long a worker with nothing to do watches its parker before it goes to sleep.

@@ -1,0 +1,131 @@
+//! The [`JoinHandle`] a spawner gets: waiting for a goroutine (parking a goroutine, blocking a
+//! thread), running it inline if it has not started, and taking its result.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
+
+use super::context;
+use super::wait::WaitHere;
+use crate::goroutine::join::JoinState;
+use crate::goroutine::task::{BLOCKING, INLINE, Joinable, NO_HOME};
+use crate::wait::BlockKind;
+use crate::wait::waiter::Waiter;
+
+/// Blocks the current goroutine (or thread) until `state` is complete; a parked goroutine
+/// counts as blocked in `kind`.
+fn wait_complete(state: &JoinState, kind: BlockKind) {
+    if state.is_complete() {
+        return;
+    }
+    let waiter = Waiter::for_current(kind);
+    if state.announce(&waiter) {
+        waiter.wait();
+        debug_assert!(state.is_complete());
+    }
+}
+
+/// An owned permission to wait for a goroutine and take its result, like
+/// [`std::thread::JoinHandle`]. A job of [`spawn_blocking`](crate::spawn_blocking) is joined
+/// the same way: "the goroutine" below stands for it too.
+///
+/// Dropping the handle detaches the goroutine: it keeps running, and its result is dropped
+/// when it finishes. The runtime still waits for it at shutdown.
+///
+/// # Examples
+///
+/// ```
+/// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
+/// let sum = rt.block_on(|| {
+///     let handles: Vec<_> = (1..=10).map(|i| scheduler::spawn(move || i * i)).collect();
+///     handles.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+/// });
+/// assert_eq!(sum, 385);
+/// ```
+pub struct JoinHandle<T> {
+    task: Arc<dyn Joinable<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: Arc<dyn Joinable<T>>) -> JoinHandle<T> {
+        JoinHandle { task }
+    }
+
+    /// Waits for the goroutine to finish and returns its result: `Ok` with the closure's value,
+    /// or `Err` with the panic payload if it panicked.
+    ///
+    /// Inside a goroutine this parks only the calling goroutine (its worker runs others); on a
+    /// plain thread it blocks the thread. Everything the goroutine did happens-before `join`
+    /// returns.
+    ///
+    /// A goroutine that was still blocked when
+    /// [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout) ran out of time is
+    /// unwound, and its `join` returns `Err` with a [`Cancelled`](crate::wait::Cancelled) payload.
+    pub fn join(self) -> thread::Result<T> {
+        self.run_inline_if_unstarted();
+        // A blocking job's handle waits for the pool, a goroutine's for the goroutine.
+        let kind = if self.task.header().home.load(Ordering::Relaxed) == BLOCKING {
+            BlockKind::Blocking
+        } else {
+            BlockKind::Join
+        };
+        wait_complete(self.task.join_state(), kind);
+        // SAFETY: `wait` returned, so completion was observed with Acquire; `self` is consumed,
+        // so the result is taken once.
+        unsafe { self.task.take_result() }
+    }
+
+    /// A goroutine that has not started yet, joined by a goroutine of its runtime that has
+    /// stack to spare, runs right here on the joiner's stack, as `rayon::join` does: no stack
+    /// to take, no park, no wake. It is claimed first, so no worker starts it too; its queue
+    /// entry becomes stale. It runs on the joiner's thread, as it could have anyway (a
+    /// goroutine that has not started belongs to no thread), and anything it waits on parks
+    /// the joiner, which was about to wait for it in any case.
+    fn run_inline_if_unstarted(&self) {
+        let header = self.task.header();
+        if header.home.load(Ordering::Relaxed) != NO_HOME
+            || self.task.join_state().is_complete()
+            || !context::can_run_inline(header.shared)
+        {
+            return;
+        }
+        let worker = context::current_worker().expect("can_run_inline saw a worker");
+        // Usually what we join is what we spawned last: take it out of the deque. Otherwise
+        // it stays there, stale once claimed, and is dropped when it comes up.
+        let task = Arc::as_ptr(&self.task) as *const ();
+        let dequeued = worker.take_newest_if(task);
+        if header.claim(INLINE) {
+            worker.count_inline(true);
+            self.task.run_inline(&|| worker.count_finished());
+            worker.count_inline(false);
+            worker.drop_stale_newest();
+            context::continue_cancellation();
+        } else {
+            // A worker started it (or a thief took it) meanwhile; it cannot have been in our
+            // deque then.
+            debug_assert!(!dequeued);
+        }
+    }
+
+    /// Whether the goroutine has finished, so that [`join`](Self::join) will not block.
+    pub fn is_finished(&self) -> bool {
+        self.task.join_state().is_complete()
+    }
+
+    /// The goroutine's id: unique within its runtime, counting from 1 (not in spawn order:
+    /// each worker reserves ids in blocks). Blocking jobs take their ids from the same
+    /// sequence.
+    pub fn id(&self) -> u64 {
+        self.task.header().id
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
