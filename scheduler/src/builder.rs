@@ -5,9 +5,9 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use crate::blocking;
 use crate::goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 use crate::runtime::Runtime;
+use crate::sched::blocking;
 use crate::sched::monitor::DEFAULT_TIME_SLICE;
 
 /// The most worker threads a runtime may have.

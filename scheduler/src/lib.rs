@@ -60,7 +60,6 @@ compile_error!(
      madvise(MADV_GUARD_INSTALL)"
 );
 
-mod blocking;
 mod builder;
 pub mod chan;
 pub mod context;
@@ -69,7 +68,6 @@ mod metrics;
 mod runtime;
 mod sched;
 mod select;
-mod spawn_error;
 pub mod sync;
 #[cfg(test)]
 mod testing;
@@ -81,7 +79,7 @@ pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use metrics::{BlockedGoroutines, Metrics, WorkerMetrics};
 pub use runtime::{Runtime, ShutdownError};
 pub use sched::join_handle::JoinHandle;
-pub use spawn_error::SpawnError;
+pub use sched::spawn_error::SpawnError;
 pub use sync::WaitGroup;
 pub use wait::Cancelled;
 
@@ -215,7 +213,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    blocking::spawn(runtime::current_shared("spawn_blocking"), f)
+    sched::blocking::spawn(runtime::current_shared("spawn_blocking"), f)
         .unwrap_or_else(|err| panic!("{err}"))
 }
 
@@ -243,7 +241,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    blocking::spawn(runtime::current_shared("try_spawn_blocking"), f)
+    sched::blocking::spawn(runtime::current_shared("try_spawn_blocking"), f)
 }
 
 /// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines

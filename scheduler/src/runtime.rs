@@ -9,18 +9,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 
-use crate::blocking;
 use crate::builder::{BuildError, Builder};
 use crate::goroutine::overflow::{self, AltStack};
 use crate::goroutine::task::TaskRef;
 use crate::metrics::{self, Metrics};
+use crate::sched::blocking;
 use crate::sched::context;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::monitor;
 use crate::sched::shared::{Shared, phase};
+use crate::sched::spawn_error::SpawnError;
 use crate::sched::worker;
-use crate::spawn_error::SpawnError;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
 ///

@@ -89,7 +89,7 @@ pub(crate) const NO_HOME: usize = usize::MAX;
 /// Marks, in [`Header::home`], a goroutine that a `join` claimed before it started and ran on
 /// the joiner's own stack. Its queue entry is stale from then on.
 pub(crate) const INLINE: usize = usize::MAX - 1;
-/// Marks, in [`Header::home`], a blocking job (`crate::blocking`): it runs on the blocking
+/// Marks, in [`Header::home`], a blocking job (`crate::sched::blocking`): it runs on the blocking
 /// pool, never as a goroutine, so no worker starts it and no `join` runs it inline.
 pub(crate) const BLOCKING: usize = usize::MAX - 2;
 

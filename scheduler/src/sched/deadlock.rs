@@ -43,7 +43,7 @@
 //! workers were asleep together at its end. The blocking pool's look is bracketed the same
 //! way, by a version that every submitted job and every retiring thread changes; and a pool
 //! thread that finishes the last running job, or retires, asks the watchers to check again
-//! when every worker sleeps (`crate::blocking`), since no worker would.
+//! when every worker sleeps (`crate::sched::blocking`), since no worker would.
 //!
 //! Spare workers (`super::spare`) add two events. A spare that vacates its slot may have been
 //! the last worker awake, so it reports a stall itself when every other worker sleeps for

@@ -8,6 +8,8 @@
 //! goroutines running too long and stuck workers), [`spare`] (the workers it starts for
 //! workers blocked in system calls) and [`deadlock`] (when `block_on` reports one).
 
+pub(crate) mod admission;
+pub(crate) mod blocking;
 pub(crate) mod context;
 pub(crate) mod deadlock;
 pub(crate) mod idle;
@@ -16,6 +18,7 @@ pub(crate) mod monitor;
 pub(crate) mod parker;
 pub(crate) mod shared;
 pub(crate) mod spare;
+pub(crate) mod spawn_error;
 pub(crate) mod stats;
 pub(crate) mod timers;
 pub(crate) mod wait;

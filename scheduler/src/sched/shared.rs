@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Injector, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 
+use super::admission::Admission;
 use super::context;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
@@ -15,12 +16,11 @@ use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
 use super::spare::Spares;
 use super::stats::WorkerStats;
-use crate::blocking::{self, Pool};
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
+use crate::sched::blocking::{self, Pool};
 use crate::sched::join_handle::JoinHandle;
-use crate::spawn_error::SpawnError;
-use crate::sync::Semaphore;
+use crate::sched::spawn_error::SpawnError;
 
 /// Runtime phases, in the order they happen.
 pub(crate) mod phase {
@@ -129,7 +129,7 @@ pub(crate) struct Shared {
     stack_flush: AtomicBool,
     /// With `Builder::max_goroutines`: one permit per goroutine that may still be admitted.
     /// Taken by a spawn, given back when the goroutine finishes (`count_finished`).
-    admission: Option<Semaphore>,
+    admission: Option<Admission>,
     /// The threads that run `spawn_blocking` jobs.
     pub(crate) blocking: Pool,
     /// The monitor thread's settings, sleep and counters.
@@ -178,7 +178,7 @@ impl Shared {
             all_done_cv: Condvar::new(),
             deadlock: Deadlock::default(),
             stack_flush: AtomicBool::new(false),
-            admission: max_goroutines.map(Semaphore::new),
+            admission: max_goroutines.map(Admission::new),
             blocking: Pool::new(blocking),
             monitor: Monitor::new(time_slice),
         }
@@ -252,13 +252,13 @@ impl Shared {
         let Some(admission) = &self.admission else {
             return Ok(());
         };
-        let permit = match admission.try_acquire() {
-            Some(permit) => permit,
-            None if wait => admission.acquire(),
-            None => return Err(SpawnError::AtCapacity),
-        };
         // Given back in `goroutine_finished`, when this goroutine ends.
-        permit.forget();
+        if !admission.try_admit() {
+            if !wait {
+                return Err(SpawnError::AtCapacity);
+            }
+            admission.admit();
+        }
         if self.phase() != phase::RUNNING {
             // A shutdown began while we waited for room.
             self.goroutine_finished();
@@ -271,7 +271,7 @@ impl Shared {
     #[inline]
     pub(crate) fn goroutine_finished(&self) {
         if let Some(admission) = &self.admission {
-            admission.add_permits(1);
+            admission.release();
         }
     }
 

@@ -10,7 +10,7 @@ use crate::goroutine::task::{BLOCKING, Header, Joinable, Stage, drop_contained};
 use crate::sched::Shared;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::shared::phase;
-use crate::spawn_error::SpawnError;
+use crate::sched::spawn_error::SpawnError;
 
 /// A job as the pool sees it, with its closure and result types erased.
 pub(super) trait Job: Send + Sync {

@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::job::JobRef;
 use crate::sched::Shared;
 use crate::sched::deadlock;
-use crate::spawn_error::SpawnError;
+use crate::sched::spawn_error::SpawnError;
 
 /// The most blocking threads a runtime starts unless [`Builder::max_blocking_threads`] says
 /// otherwise.
@@ -329,8 +329,8 @@ fn poke(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocking::spawn;
     use crate::goroutine::stack::MIN_STACK_SIZE;
+    use crate::sched::blocking::spawn;
     use std::sync::mpsc;
 
     /// A runtime's shared state without a single worker (not even a deque: dropping one makes
