@@ -1,4 +1,4 @@
-//! Configuring and starting a [`Runtime`].
+//! Configuring and starting a [`Runtime`](crate::Runtime).
 
 use std::fmt;
 use std::io;
@@ -6,18 +6,18 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use crate::goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
-use crate::runtime::Runtime;
 use crate::sched::blocking;
+use crate::sched::config::Config;
 use crate::sched::monitor::DEFAULT_TIME_SLICE;
 
 /// The most worker threads a runtime may have.
 pub const MAX_PROCS: usize = 4096;
 
-/// The environment variable [`Runtime::new`] and [`Builder`] read for the number of procs
+/// The environment variable [`Runtime::new`](crate::Runtime::new) and [`Builder`] read for the number of procs
 /// when none is set explicitly (Go's `GOMAXPROCS`).
 pub const PROCS_ENV: &str = "SCHEDULER_PROCS";
 
-/// Builds a [`Runtime`] with chosen settings.
+/// Builds a [`Runtime`](crate::Runtime) with chosen settings.
 ///
 /// # Examples
 ///
@@ -223,12 +223,8 @@ impl Builder {
         self
     }
 
-    /// Starts the worker threads.
-    ///
-    /// # Errors
-    ///
-    /// A [`BuildError`] naming the bad setting, or the OS error if a thread cannot start.
-    pub fn build(self) -> Result<Runtime, BuildError> {
+    /// Checks the settings and resolves the defaults: the settings a runtime starts with.
+    pub(crate) fn config(self) -> Result<Config, BuildError> {
         let procs = match self.procs {
             Some(procs) => procs,
             None => procs_from_env()?,
@@ -255,15 +251,14 @@ impl Builder {
         if max_spare_workers > MAX_PROCS {
             return Err(BuildError::TooManySpareWorkers(max_spare_workers));
         }
-        Runtime::start(
+        Ok(Config {
             procs,
             max_spare_workers,
-            self.stack_size,
-            self.max_goroutines,
-            self.blocking,
-            self.time_slice,
-        )
-        .map_err(BuildError::Thread)
+            stack_size: self.stack_size,
+            max_goroutines: self.max_goroutines,
+            blocking: self.blocking,
+            time_slice: self.time_slice,
+        })
     }
 }
 
@@ -282,7 +277,7 @@ fn procs_from_env() -> Result<usize, BuildError> {
     }
 }
 
-/// Why a [`Runtime`] could not be built.
+/// Why a [`Runtime`](crate::Runtime) could not be built.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {

@@ -40,29 +40,14 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::chan::{self, Receiver, Sender};
+pub use crate::chan::error::ContextError;
+use crate::chan::{
+    self, Receiver, RecvCtxError, RecvError, RecvOp, SendCtxError, SendError, SendOp, Sender,
+};
 use crate::sched::timers::run_at;
+use crate::select::{Mode, select_as};
+use crate::wait::BlockKind;
 use crate::wait::timers::TimerAction;
-
-/// Why a context ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ContextError {
-    /// Its `CancelHandle` (or an ancestor's) cancelled it.
-    Canceled,
-    /// Its deadline (or an ancestor's) passed.
-    DeadlineExceeded,
-}
-
-impl fmt::Display for ContextError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ContextError::Canceled => f.write_str("context canceled"),
-            ContextError::DeadlineExceeded => f.write_str("context deadline exceeded"),
-        }
-    }
-}
-
-impl std::error::Error for ContextError {}
 
 /// A scope of work that can end; cheap to clone (clones share the scope).
 #[derive(Clone)]
@@ -271,5 +256,66 @@ impl fmt::Debug for Context {
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelHandle").finish_non_exhaustive()
+    }
+}
+
+/// Channel operations that a context can end: here rather than in `chan`, since contexts sit
+/// above channels.
+impl<T> Sender<T> {
+    /// Sends, unless `ctx` ends first.
+    ///
+    /// # Errors
+    ///
+    /// [`SendCtxError::Context`] with the context's error if it ended first (or had already
+    /// ended), [`SendCtxError::Disconnected`] if the channel is closed; both with the value.
+    pub fn send_ctx(&self, value: T, ctx: &Context) -> Result<(), SendCtxError<T>> {
+        if let Some(err) = ctx.err() {
+            return Err(SendCtxError::Context(err, value));
+        }
+        let done = ctx.done();
+        let mut send = SendOp::new(self, value);
+        let mut cancel = RecvOp::new(&done);
+        match select_as(
+            &mut [&mut send, &mut cancel],
+            Mode::Block,
+            BlockKind::Channel,
+        ) {
+            Some(0) => send
+                .outcome()
+                .map_err(|SendError(v)| SendCtxError::Disconnected(v)),
+            _ => {
+                let value = send
+                    .take_value()
+                    .expect("an unsent value stays with the operation");
+                Err(SendCtxError::Context(ctx.err_or_canceled(), value))
+            }
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives, unless `ctx` ends first.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvCtxError::Context`] with the context's error if it ended first (or had already
+    /// ended); [`RecvCtxError::Disconnected`] once the channel is closed and empty.
+    pub fn recv_ctx(&self, ctx: &Context) -> Result<T, RecvCtxError> {
+        if let Some(err) = ctx.err() {
+            return Err(RecvCtxError::Context(err));
+        }
+        let done = ctx.done();
+        let mut recv = RecvOp::new(self);
+        let mut cancel = RecvOp::new(&done);
+        match select_as(
+            &mut [&mut recv, &mut cancel],
+            Mode::Block,
+            BlockKind::Channel,
+        ) {
+            Some(0) => recv
+                .outcome()
+                .map_err(|RecvError| RecvCtxError::Disconnected),
+            _ => Err(RecvCtxError::Context(ctx.err_or_canceled())),
+        }
     }
 }

@@ -121,7 +121,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    runtime::current_shared("spawn").spawn(f)
+    sched::context::current_shared("spawn").spawn(f)
 }
 
 /// Like [`spawn`], but reports a refused goroutine as an error instead of panicking or
@@ -153,7 +153,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    runtime::current_shared("try_spawn").try_spawn(f, false)
+    sched::context::current_shared("try_spawn").try_spawn(f, false)
 }
 
 /// Runs `f` on the runtime's blocking pool, a set of plain OS threads beside the workers, and
@@ -213,7 +213,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::blocking::spawn(runtime::current_shared("spawn_blocking"), f)
+    sched::blocking::spawn(sched::context::current_shared("spawn_blocking"), f)
         .unwrap_or_else(|err| panic!("{err}"))
 }
 
@@ -241,7 +241,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::blocking::spawn(runtime::current_shared("try_spawn_blocking"), f)
+    sched::blocking::spawn(sched::context::current_shared("try_spawn_blocking"), f)
 }
 
 /// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines
@@ -310,7 +310,7 @@ fn preempted() {
 ///
 /// Outside a goroutine.
 pub fn procs() -> usize {
-    runtime::current_shared("procs").procs
+    sched::context::current_shared("procs").procs
 }
 
 /// Goroutines spawned on the caller's runtime and not yet finished, the caller included
@@ -320,7 +320,7 @@ pub fn procs() -> usize {
 ///
 /// Outside a goroutine.
 pub fn num_goroutines() -> usize {
-    runtime::current_shared("num_goroutines").live()
+    sched::context::current_shared("num_goroutines").live()
 }
 
 /// A snapshot of the caller's runtime: goroutines runnable, running and blocked (by what
@@ -343,7 +343,7 @@ pub fn num_goroutines() -> usize {
 ///
 /// Outside a goroutine.
 pub fn metrics() -> Metrics {
-    metrics::snapshot(runtime::current_shared("metrics"))
+    metrics::snapshot(sched::context::current_shared("metrics"))
 }
 
 /// Whether the caller runs inside a goroutine.

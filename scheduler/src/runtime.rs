@@ -14,6 +14,7 @@ use crate::goroutine::overflow::{self, AltStack};
 use crate::goroutine::task::TaskRef;
 use crate::metrics::{self, Metrics};
 use crate::sched::blocking;
+use crate::sched::config::Config;
 use crate::sched::context;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::join_handle::JoinHandle;
@@ -67,28 +68,18 @@ impl Runtime {
         Builder::new()
     }
 
-    pub(crate) fn start(
-        procs: usize,
-        max_spare_workers: usize,
-        stack_size: usize,
-        max_goroutines: Option<usize>,
-        blocking: blocking::Config,
-        time_slice: Duration,
-    ) -> io::Result<Runtime> {
+    pub(crate) fn start(config: &Config) -> io::Result<Runtime> {
+        let Config {
+            procs,
+            max_spare_workers,
+            ..
+        } = *config;
         let mut locals: Vec<Worker<TaskRef>> = (0..procs + max_spare_workers)
             .map(|_| Worker::new_lifo())
             .collect();
         let stealers = locals.iter().map(Worker::stealer).collect();
         let spare_locals = locals.split_off(procs);
-        let shared = Arc::new(Shared::new(
-            procs,
-            stack_size,
-            stealers,
-            spare_locals,
-            max_goroutines,
-            blocking,
-            time_slice,
-        ));
+        let shared = Arc::new(Shared::new(config, stealers, spare_locals));
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(procs + 1),
@@ -443,6 +434,19 @@ impl Runtime {
     }
 }
 
+/// `build` sits here, beside what it starts, so that the builder (which only checks and
+/// records settings) needs nothing of the runtime.
+impl Builder {
+    /// Starts the worker threads.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming the bad setting, or the OS error if a thread cannot start.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        Runtime::start(&self.config()?).map_err(BuildError::Thread)
+    }
+}
+
 impl Drop for Runtime {
     /// Waits for every goroutine, then joins the worker threads.
     ///
@@ -526,18 +530,3 @@ impl fmt::Display for ShutdownError {
 }
 
 impl std::error::Error for ShutdownError {}
-
-/// The runtime whose goroutine is calling, for the free functions that need one.
-///
-/// # Panics
-///
-/// Outside a goroutine, with a message naming `what`.
-pub(crate) fn current_shared(what: &str) -> &'static Arc<Shared> {
-    match context::current_worker() {
-        Some(worker) => worker.shared(),
-        None => panic!(
-            "scheduler: {what} called outside a runtime; call it inside a goroutine, \
-             or use Runtime::spawn / Runtime::block_on"
-        ),
-    }
-}

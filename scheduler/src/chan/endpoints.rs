@@ -6,14 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::core::{Chan, TryRecv, TrySend};
 use super::error::{
-    RecvCtxError, RecvError, RecvTimeoutError, SendCtxError, SendError, SendTimeoutError,
-    TryRecvError, TrySendError,
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use super::ops::{RecvOp, SendOp};
 use super::parked;
-use crate::context::Context;
 use crate::sched::context::can_suspend;
-use crate::select::{Mode, select_as, select_one};
+use crate::select::{Mode, select_one};
 use crate::wait::BlockKind;
 
 /// The sending end of a channel. Clone it to send from several goroutines.
@@ -91,36 +89,6 @@ impl<T> Sender<T> {
                 .take_value()
                 .expect("an unsent value stays with the operation");
             Err(SendTimeoutError::Timeout(value))
-        }
-    }
-
-    /// Sends, unless `ctx` ends first.
-    ///
-    /// # Errors
-    ///
-    /// [`SendCtxError::Context`] with the context's error if it ended first (or had already
-    /// ended), [`SendCtxError::Disconnected`] if the channel is closed; both with the value.
-    pub fn send_ctx(&self, value: T, ctx: &Context) -> Result<(), SendCtxError<T>> {
-        if let Some(err) = ctx.err() {
-            return Err(SendCtxError::Context(err, value));
-        }
-        let done = ctx.done();
-        let mut send = SendOp::on(&self.chan, value);
-        let mut cancel = RecvOp::on(&done.chan);
-        match select_as(
-            &mut [&mut send, &mut cancel],
-            Mode::Block,
-            BlockKind::Channel,
-        ) {
-            Some(0) => send
-                .outcome()
-                .map_err(|SendError(v)| SendCtxError::Disconnected(v)),
-            _ => {
-                let value = send
-                    .take_value()
-                    .expect("an unsent value stays with the operation");
-                Err(SendCtxError::Context(ctx.err_or_canceled(), value))
-            }
         }
     }
 
@@ -217,31 +185,6 @@ impl<T> Receiver<T> {
                 .map_err(|RecvError| RecvTimeoutError::Disconnected)
         } else {
             Err(RecvTimeoutError::Timeout)
-        }
-    }
-
-    /// Receives, unless `ctx` ends first.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvCtxError::Context`] with the context's error if it ended first (or had already
-    /// ended); [`RecvCtxError::Disconnected`] once the channel is closed and empty.
-    pub fn recv_ctx(&self, ctx: &Context) -> Result<T, RecvCtxError> {
-        if let Some(err) = ctx.err() {
-            return Err(RecvCtxError::Context(err));
-        }
-        let done = ctx.done();
-        let mut recv = RecvOp::on(&self.chan);
-        let mut cancel = RecvOp::on(&done.chan);
-        match select_as(
-            &mut [&mut recv, &mut cancel],
-            Mode::Block,
-            BlockKind::Channel,
-        ) {
-            Some(0) => recv
-                .outcome()
-                .map_err(|RecvError| RecvCtxError::Disconnected),
-            _ => Err(RecvCtxError::Context(ctx.err_or_canceled())),
         }
     }
 

@@ -6,7 +6,27 @@
 use std::error::Error;
 use std::fmt;
 
-use crate::context::ContextError;
+/// Why a [`Context`](crate::context::Context) ended. Public as
+/// `scheduler::context::ContextError`; defined beside the channel errors that carry it, since
+/// channels sit below contexts (a context's `done` is a channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContextError {
+    /// Its `CancelHandle` (or an ancestor's) cancelled it.
+    Canceled,
+    /// Its deadline (or an ancestor's) passed.
+    DeadlineExceeded,
+}
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContextError::Canceled => f.write_str("context canceled"),
+            ContextError::DeadlineExceeded => f.write_str("context deadline exceeded"),
+        }
+    }
+}
+
+impl std::error::Error for ContextError {}
 
 /// [`Sender::send`](super::Sender::send) on a closed channel; holds the value back.
 #[derive(PartialEq, Eq, Clone, Copy)]

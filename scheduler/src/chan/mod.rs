@@ -29,7 +29,8 @@
 
 mod core;
 mod endpoints;
-mod error;
+// Also holds `ContextError`, public at `scheduler::context::ContextError`.
+pub(crate) mod error;
 mod ops;
 mod parked;
 

@@ -9,6 +9,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::panic;
 use std::sync::Arc;
 
+use super::shared::Shared;
 use super::worker::WorkerLocal;
 use crate::goroutine::task::{Handover, Header, Suspend, TaskRef};
 use crate::wait::BlockKind;
@@ -202,5 +203,20 @@ pub(crate) fn continue_cancellation() {
     if let Some(header) = current_worker().and_then(|w| w.current_header()) {
         // SAFETY: the header of the goroutine running right here.
         unwind_if_cancelled(unsafe { &*header });
+    }
+}
+
+/// The runtime whose goroutine is calling, for the free functions that need one.
+///
+/// # Panics
+///
+/// Outside a goroutine, with a message naming `what`.
+pub(crate) fn current_shared(what: &str) -> &'static Arc<Shared> {
+    match current_worker() {
+        Some(worker) => worker.shared(),
+        None => panic!(
+            "scheduler: {what} called outside a runtime; call it inside a goroutine, \
+             or use Runtime::spawn / Runtime::block_on"
+        ),
     }
 }

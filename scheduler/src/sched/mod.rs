@@ -10,6 +10,7 @@
 
 pub(crate) mod admission;
 pub(crate) mod blocking;
+pub(crate) mod config;
 pub(crate) mod context;
 pub(crate) mod deadlock;
 pub(crate) mod idle;

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 
 use super::admission::Admission;
+use super::config::Config;
 use super::context;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
@@ -18,7 +19,7 @@ use super::spare::Spares;
 use super::stats::WorkerStats;
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
-use crate::sched::blocking::{self, Pool};
+use crate::sched::blocking::Pool;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::spawn_error::SpawnError;
 
@@ -140,14 +141,18 @@ impl Shared {
     /// `stealers` has one stealer per worker slot, base workers first; `spare_locals` are
     /// the deques of the spare slots, in order.
     pub(crate) fn new(
-        procs: usize,
-        stack_size: usize,
+        config: &Config,
         stealers: Vec<Stealer<TaskRef>>,
         spare_locals: Vec<Worker<TaskRef>>,
-        max_goroutines: Option<usize>,
-        blocking: blocking::Config,
-        time_slice: Duration,
     ) -> Shared {
+        let Config {
+            procs,
+            stack_size,
+            max_goroutines,
+            blocking,
+            time_slice,
+            ..
+        } = *config;
         debug_assert_eq!(stealers.len(), procs + spare_locals.len());
         let remotes = stealers
             .into_iter()

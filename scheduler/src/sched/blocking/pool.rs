@@ -341,15 +341,15 @@ mod tests {
             keep_alive,
         };
         // A runtime without workers: only its blocking pool is used here.
-        Arc::new(Shared::new(
-            0,
-            MIN_STACK_SIZE,
-            Vec::new(),
-            Vec::new(),
-            None,
-            config,
-            crate::sched::monitor::DEFAULT_TIME_SLICE,
-        ))
+        let runtime = crate::sched::config::Config {
+            procs: 0,
+            max_spare_workers: 0,
+            stack_size: MIN_STACK_SIZE,
+            max_goroutines: None,
+            blocking: config,
+            time_slice: crate::sched::monitor::DEFAULT_TIME_SLICE,
+        };
+        Arc::new(Shared::new(&runtime, Vec::new(), Vec::new()))
     }
 
     /// Polls the pool until `cond` holds (a pool thread gets there on its own, with nothing to
