@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::JoinHandle;
 use crate::context::{Context, ContextError};
+use crate::sched::join_handle::JoinHandle;
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as};
 use crate::wait::BlockKind;
 use crate::wait::lock::{Locked, RawLock};
