@@ -121,7 +121,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::context::current_shared("spawn").spawn(f)
+    sched::current::current_shared("spawn").spawn(f)
 }
 
 /// Like [`spawn`], but reports a refused goroutine as an error instead of panicking or
@@ -153,7 +153,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::context::current_shared("try_spawn").try_spawn(f, false)
+    sched::current::current_shared("try_spawn").try_spawn(f, false)
 }
 
 /// Runs `f` on the runtime's blocking pool, a set of plain OS threads beside the workers, and
@@ -213,7 +213,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::blocking::spawn(sched::context::current_shared("spawn_blocking"), f)
+    sched::blocking::spawn(sched::current::current_shared("spawn_blocking"), f)
         .unwrap_or_else(|err| panic!("{err}"))
 }
 
@@ -241,7 +241,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::blocking::spawn(sched::context::current_shared("try_spawn_blocking"), f)
+    sched::blocking::spawn(sched::current::current_shared("try_spawn_blocking"), f)
 }
 
 /// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines
@@ -250,7 +250,7 @@ where
 ///
 /// Outside a goroutine it yields the thread ([`std::thread::yield_now`]).
 pub fn yield_now() {
-    if !sched::context::yield_current() {
+    if !sched::current::yield_current() {
         std::thread::yield_now();
     }
 }
@@ -291,7 +291,7 @@ pub fn yield_now() {
 /// ```
 #[inline]
 pub fn checkpoint() {
-    if sched::context::preemption_requested() {
+    if sched::current::preemption_requested() {
         preempted();
     }
 }
@@ -301,7 +301,7 @@ pub fn checkpoint() {
 #[inline(never)]
 fn preempted() {
     // A goroutine that is unwinding does not suspend: `yield_current` then does nothing.
-    sched::context::yield_current();
+    sched::current::yield_current();
 }
 
 /// The number of worker threads of the runtime running the caller (`GOMAXPROCS`).
@@ -310,7 +310,7 @@ fn preempted() {
 ///
 /// Outside a goroutine.
 pub fn procs() -> usize {
-    sched::context::current_shared("procs").procs
+    sched::current::current_shared("procs").procs
 }
 
 /// Goroutines spawned on the caller's runtime and not yet finished, the caller included
@@ -320,7 +320,7 @@ pub fn procs() -> usize {
 ///
 /// Outside a goroutine.
 pub fn num_goroutines() -> usize {
-    sched::context::current_shared("num_goroutines").live()
+    sched::current::current_shared("num_goroutines").live()
 }
 
 /// A snapshot of the caller's runtime: goroutines runnable, running and blocked (by what
@@ -343,12 +343,12 @@ pub fn num_goroutines() -> usize {
 ///
 /// Outside a goroutine.
 pub fn metrics() -> Metrics {
-    metrics::snapshot(sched::context::current_shared("metrics"))
+    metrics::snapshot(sched::current::current_shared("metrics"))
 }
 
 /// Whether the caller runs inside a goroutine.
 pub fn in_goroutine() -> bool {
-    sched::context::in_goroutine()
+    sched::current::in_goroutine()
 }
 
 /// The examples of the guide and the README, run as doctests so that they stay true.

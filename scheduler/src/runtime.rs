@@ -15,7 +15,7 @@ use crate::goroutine::task::TaskRef;
 use crate::metrics::{self, Metrics};
 use crate::sched::blocking;
 use crate::sched::config::Config;
-use crate::sched::context;
+use crate::sched::current;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::monitor;
@@ -151,7 +151,7 @@ impl Runtime {
     {
         // Deadlock detection needs a caller that is no goroutine (a goroutine of this runtime
         // would be one of the sleepers; one of another runtime brings other threads anyway).
-        let handle = if context::current_worker().is_some() {
+        let handle = if current::current_worker().is_some() {
             self.spawn(f)
         } else {
             let watch = self.shared.deadlock.watch();
@@ -385,7 +385,7 @@ impl Runtime {
     }
 
     fn called_from_own_goroutine(&self) -> bool {
-        context::current_worker().is_some_and(|w| w.belongs_to(&self.shared))
+        current::current_worker().is_some_and(|w| w.belongs_to(&self.shared))
     }
 
     fn called_from_own_blocking_job(&self) -> bool {

@@ -10,7 +10,7 @@ use super::error::{
 };
 use super::ops::{RecvOp, SendOp};
 use super::parked;
-use crate::sched::context::can_suspend;
+use crate::sched::current::can_suspend;
 use crate::select::{Mode, select_one};
 use crate::wait::BlockKind;
 

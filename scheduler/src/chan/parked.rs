@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::core::{Chan, Party, State, TryRecv, TrySend};
 use super::error::{RecvError, SendError};
 use crate::goroutine::task::TaskRef;
-use crate::sched::context::{self, park_current_unlocking};
+use crate::sched::current::{self, park_current_unlocking};
 use crate::sched::unpark_owned;
 use crate::wait::BlockKind;
 use crate::wait::lock::Guard;
@@ -184,7 +184,7 @@ pub(crate) fn send<T>(chan: &Chan<T>, mut value: T) -> Result<(), SendError<T>> 
             Waited::Withdrawn(v) => {
                 value = v.expect("scheduler: internal error: a withdrawn send lost its value");
                 // Woken by a forced shutdown: unwind from here. Otherwise try again.
-                context::continue_cancellation();
+                current::continue_cancellation();
             }
         }
     }
@@ -202,7 +202,7 @@ pub(crate) fn recv<T>(chan: &Chan<T>) -> Result<T, RecvError> {
         match wait(chan, state, Side::Recv, None) {
             // A sender handed us a value; none means a close woke us.
             Waited::Done(value) => return value.ok_or(RecvError),
-            Waited::Withdrawn(_) => context::continue_cancellation(),
+            Waited::Withdrawn(_) => current::continue_cancellation(),
         }
     }
 }

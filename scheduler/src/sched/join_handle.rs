@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
 
-use super::context;
+use super::current;
 use super::wait::WaitHere;
 use crate::goroutine::join::JoinState;
 use crate::goroutine::task::{BLOCKING, INLINE, Joinable, NO_HOME};
@@ -86,11 +86,11 @@ impl<T> JoinHandle<T> {
         let header = self.task.header();
         if header.home.load(Ordering::Relaxed) != NO_HOME
             || self.task.join_state().is_complete()
-            || !context::can_run_inline(header.shared)
+            || !current::can_run_inline(header.shared)
         {
             return;
         }
-        let worker = context::current_worker().expect("can_run_inline saw a worker");
+        let worker = current::current_worker().expect("can_run_inline saw a worker");
         // Usually what we join is what we spawned last: take it out of the deque. Otherwise
         // it stays there, stale once claimed, and is dropped when it comes up.
         let task = Arc::as_ptr(&self.task) as *const ();
@@ -100,7 +100,7 @@ impl<T> JoinHandle<T> {
             self.task.run_inline(&|| worker.count_finished());
             worker.count_inline(false);
             worker.drop_stale_newest();
-            context::continue_cancellation();
+            current::continue_cancellation();
         } else {
             // A worker started it (or a thief took it) meanwhile; it cannot have been in our
             // deque then.

@@ -1,17 +1,25 @@
-//! The scheduler: workers, their queues, stealing, and the idle/park protocol.
+//! The scheduler: workers, their queues, stealing, and the idle/park protocol. It sits on the
+//! goroutine layer and the wait kernel, and imports nothing of the primitives above it.
 //!
 //! `docs/design.md` tells the whole story; each file here holds one part of it:
-//! [`worker`] (the loop and its queues), [`idle`] (who searches, who sleeps, and why no wakeup
-//! is lost), [`parker`] (one worker's sleep), [`wake`] (making a parked goroutine runnable),
-//! [`context`] (what the current thread is running), [`shared`] (what workers share),
-//! [`stats`] (the counters behind the runtime's metrics), [`monitor`] (the thread that notices
-//! goroutines running too long and stuck workers), [`spare`] (the workers it starts for
-//! workers blocked in system calls) and [`deadlock`] (when `block_on` reports one).
+//!
+//! * running goroutines: [`worker`] (the loop and its queues), [`current`] (what the current
+//!   thread is running: its worker, its goroutine; suspending it), [`wake`] (making a parked
+//!   goroutine runnable), [`wait`] (how a goroutine waits on a kernel waiter), [`timers`]
+//!   (setting a timer where the caller runs), [`join_handle`] (waiting for a goroutine);
+//! * sharing work: [`shared`] (what workers share, the spawn path), [`idle`] (who searches,
+//!   who sleeps, and why no wakeup is lost), [`parker`] (one worker's sleep), [`admission`]
+//!   (the `max_goroutines` gate);
+//! * watching: [`monitor`] (goroutines running too long, stuck workers), [`spare`] (workers
+//!   started for workers blocked in system calls), [`deadlock`] (when `block_on` reports
+//!   one), [`stats`] (the counters behind the runtime's metrics);
+//! * the rest of a runtime: [`blocking`] (the pool of `spawn_blocking`), [`config`] (its
+//!   settings), [`spawn_error`] (why a spawn is refused).
 
 pub(crate) mod admission;
 pub(crate) mod blocking;
 pub(crate) mod config;
-pub(crate) mod context;
+pub(crate) mod current;
 pub(crate) mod deadlock;
 pub(crate) mod idle;
 pub(crate) mod join_handle;

@@ -398,7 +398,7 @@ mod tests {
 
     use super::*;
     use crate::goroutine::task::Task;
-    use crate::sched::context;
+    use crate::sched::current;
     use crate::sched::join_handle::JoinHandle;
 
     /// How long the tests below wait for what the monitor should do within a few time slices.
@@ -408,7 +408,7 @@ mod tests {
     /// for it: the state the idle protocol leaves behind when a worker moves a batch of
     /// goroutines into its own deque after the others have had their final look.
     fn spawn_unannounced<F: FnOnce() + Send + 'static>(f: F) -> JoinHandle<()> {
-        let worker = context::current_worker().expect("called inside a goroutine");
+        let worker = current::current_worker().expect("called inside a goroutine");
         worker.reserve_stack().expect("a stack for the goroutine");
         let id = worker.count_spawned();
         let task = Task::new(Arc::as_ptr(worker.shared()).cast(), id, f);
@@ -515,7 +515,7 @@ mod tests {
     fn monitor_wakes_a_worker_for_goroutines_queued_behind_a_stuck_one() {
         let rt = crate::Runtime::builder().procs(2).build().unwrap();
         let received = rt.block_on(|| {
-            let worker = context::current_worker().expect("in a goroutine");
+            let worker = current::current_worker().expect("in a goroutine");
             let shared = worker.shared().clone();
             let other = 1 - worker.index();
             // Once the other worker sleeps, only a wake makes it look at our deque.

@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::admission::Admission;
 use super::config::Config;
-use super::context;
+use super::current;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
 use super::monitor::{Activity, Monitor};
@@ -205,7 +205,7 @@ impl Shared {
         T: Send + 'static,
     {
         self.admit(wait)?;
-        let worker = context::current_worker().filter(|w| w.belongs_to(self));
+        let worker = current::current_worker().filter(|w| w.belongs_to(self));
         // Every goroutine gets a stack slot reserved before it is admitted, so that it can
         // always start (`StackArena::reserve`); the reservation goes back when it finishes.
         let reserved = match worker {

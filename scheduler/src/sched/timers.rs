@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::context;
+use super::current;
 use crate::wait::timers::{Action, TimerAction, global};
 use crate::wait::waiter::Waiter;
 
 /// Arms a time-out for `waiter`, which must belong to the running goroutine.
 pub(crate) fn arm_timeout(deadline: Instant, waiter: &Arc<Waiter>) {
-    let worker = context::current_worker().expect("scheduler: internal error: no worker");
+    let worker = current::current_worker().expect("scheduler: internal error: no worker");
     worker
         .timers()
         .borrow_mut()
@@ -21,7 +21,7 @@ pub(crate) fn arm_timeout(deadline: Instant, waiter: &Arc<Waiter>) {
 /// thread.
 pub(crate) fn run_at(deadline: Instant, action: impl TimerAction + 'static) {
     let action = Action::Run(Box::new(action));
-    match context::current_worker() {
+    match current::current_worker() {
         Some(worker) => worker.timers().borrow_mut().push(deadline, action),
         None => global().push(deadline, action),
     }

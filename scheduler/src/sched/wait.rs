@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use super::context;
+use super::current;
 use super::timers::arm_timeout;
 use crate::wait::BlockKind;
 use crate::wait::waiter::{EndOnUnwind, Target, Waiter};
@@ -21,7 +21,7 @@ pub(crate) trait WaitHere {
     /// goroutine parked on it counts as blocked on `kind` in the runtime's metrics.
     ///
     /// A goroutine that is unwinding a panic waits as a thread: it blocks its worker rather
-    /// than suspend mid-unwind (see [`context::can_suspend`]).
+    /// than suspend mid-unwind (see [`current::can_suspend`]).
     fn for_current(kind: BlockKind) -> Arc<Waiter>;
 
     /// Blocks the current goroutine or thread (the one this waiter was made for) until
@@ -50,7 +50,7 @@ pub(crate) trait WaitHere {
 
 impl WaitHere for Waiter {
     fn for_current(kind: BlockKind) -> Arc<Waiter> {
-        match context::current_task() {
+        match current::current_task() {
             Some(task) if !thread::panicking() => Waiter::new(Target::Goroutine(task), kind),
             _ => Waiter::for_thread(kind),
         }
@@ -70,7 +70,7 @@ impl WaitHere for Waiter {
 fn park_until(waiter: &Arc<Waiter>, deadline: Option<Instant>) {
     // SAFETY: we run inside the goroutine the waiter was made for (`for_current`), whose
     // header lives as long as it runs.
-    let header = unsafe { &*context::running_header() };
+    let header = unsafe { &*current::running_header() };
     let mut passed = false;
     match deadline {
         Some(deadline) if deadline <= Instant::now() => passed = waiter.try_time_out(),
@@ -86,15 +86,15 @@ fn park_until(waiter: &Arc<Waiter>, deadline: Option<Instant>) {
     while waiter.is_waiting() {
         if header.is_cancelled() {
             if waiter.try_time_out() {
-                context::unwind_cancelled();
+                current::unwind_cancelled();
             }
             // Notified meanwhile: the grant is ours; unwind at the next wait.
             break;
         }
-        context::park_current(waiter.kind());
+        current::park_current(waiter.kind());
     }
     std::mem::forget(guard);
     if passed {
-        context::yield_current();
+        current::yield_current();
     }
 }

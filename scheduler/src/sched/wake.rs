@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::context;
+use super::current;
 use super::shared::Shared;
 use crate::goroutine::task::{Task, TaskRef, state};
 use crate::wait::waiter::Wake;
@@ -70,7 +70,7 @@ fn was_parked(task: &TaskRef) -> bool {
 fn enqueue(task: TaskRef) {
     let header = task.header();
     let home = header.home.load(Ordering::Relaxed);
-    if let Some(worker) = context::current_worker()
+    if let Some(worker) = current::current_worker()
         && std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), header.shared)
         && worker.index() == home
     {

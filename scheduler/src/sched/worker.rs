@@ -30,7 +30,7 @@ use corosensei::stack::Stack;
 use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Steal, Worker};
 
-use super::context;
+use super::current;
 use super::deadlock;
 use super::monitor::{self, Activity};
 use super::shared::{Shared, phase};
@@ -64,7 +64,7 @@ struct Started {
 }
 
 /// The worker's own state. Lives on the worker thread's stack for the thread's whole life;
-/// reached from goroutines through [`context::current_worker`]. Interior mutability only:
+/// reached from goroutines through [`current::current_worker`]. Interior mutability only:
 /// goroutine code (spawn, wake) and the loop both touch it, never at the same time, and no
 /// borrow is held across a resume.
 pub(crate) struct WorkerLocal {
@@ -289,7 +289,7 @@ impl WorkerLocal {
 
     /// The worker thread's body: runs goroutines until the runtime stops.
     pub(crate) fn run(&self) {
-        let _context = context::enter(self);
+        let _context = current::enter(self);
         self.activity.publish_thread();
         self.awake_since.set(self.stats.awake(0));
         loop {
@@ -647,7 +647,7 @@ impl WorkerLocal {
         let entry: *mut Started = unsafe { (*self.started.get()).as_mut_ptr().add(slot) };
         // SAFETY: as above.
         let stack_limit = unsafe { (*entry).stack_limit };
-        // For the stack overflow handler and `context::can_run_inline`: plain stores to a
+        // For the stack overflow handler and `current::can_run_inline`: plain stores to a
         // thread-local, cleared below.
         overflow::set_running(stack_limit, task.header().id);
         self.stats.set_running(true);
@@ -827,7 +827,7 @@ pub(crate) fn thread_main(index: usize, shared: Arc<Shared>, local: Worker<TaskR
 /// Counts the goroutine that finishes on this thread's worker (`Runnable::run`'s `finished`),
 /// for a goroutine's body, which cannot borrow its worker across its suspensions.
 fn count_finished_here() {
-    context::current_worker()
+    current::current_worker()
         .expect("scheduler: internal error: a goroutine finished off its runtime's workers")
         .count_finished();
 }

@@ -177,7 +177,7 @@ fn wait_for(mode: Mode) -> Wait {
 /// After a `select` found no arm ready and gave up without waiting, its locks released.
 fn gave_up(wait: Wait) {
     if matches!(wait, Wait::Passed) {
-        crate::sched::context::yield_current();
+        crate::sched::current::yield_current();
     }
 }
 

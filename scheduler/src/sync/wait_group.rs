@@ -200,7 +200,7 @@ impl WaitGroup {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let shared = crate::sched::context::current_shared("WaitGroup::go");
+        let shared = crate::sched::current::current_shared("WaitGroup::go");
         self.add(1);
         let guard = DoneOnDrop(self.clone());
         shared.spawn(move || {

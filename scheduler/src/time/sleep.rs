@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::chan::RecvOp;
 use crate::context::{Context, ContextError};
-use crate::sched::context;
+use crate::sched::current;
 use crate::sched::wait::WaitHere;
 use crate::select::{Mode, select_one};
 use crate::wait::BlockKind;
@@ -43,7 +43,7 @@ pub fn sleep(duration: Duration) {
 
 /// Sleeps until `deadline`; returns at once if it has passed.
 pub fn sleep_until(deadline: Instant) {
-    if context::can_suspend() {
+    if current::can_suspend() {
         let waiter = Waiter::for_current(BlockKind::Timer);
         // Nobody else knows this waiter, so only the deadline ends the wait.
         waiter.wait_until(Some(deadline));
