@@ -121,7 +121,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::current::current_shared("spawn").spawn(f)
+    sched::current::with_shared("spawn", |shared| shared.spawn(f))
 }
 
 /// Like [`spawn`], but reports a refused goroutine as an error instead of panicking or
@@ -153,7 +153,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::current::current_shared("try_spawn").try_spawn(f, false)
+    sched::current::with_shared("try_spawn", |shared| shared.try_spawn(f, false))
 }
 
 /// Runs `f` on the runtime's blocking pool, a set of plain OS threads beside the workers, and
@@ -213,7 +213,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::blocking::spawn(sched::current::current_shared("spawn_blocking"), f)
+    sched::current::with_shared("spawn_blocking", |shared| sched::blocking::spawn(shared, f))
         .unwrap_or_else(|err| panic!("{err}"))
 }
 
@@ -241,7 +241,9 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::blocking::spawn(sched::current::current_shared("try_spawn_blocking"), f)
+    sched::current::with_shared("try_spawn_blocking", |shared| {
+        sched::blocking::spawn(shared, f)
+    })
 }
 
 /// Lets other goroutines run, Go's `runtime.Gosched()`: the caller goes behind the goroutines
@@ -310,7 +312,7 @@ fn preempted() {
 ///
 /// Outside a goroutine.
 pub fn procs() -> usize {
-    sched::current::current_shared("procs").procs
+    sched::current::with_shared("procs", |shared| shared.procs)
 }
 
 /// Goroutines spawned on the caller's runtime and not yet finished, the caller included
@@ -320,7 +322,7 @@ pub fn procs() -> usize {
 ///
 /// Outside a goroutine.
 pub fn num_goroutines() -> usize {
-    sched::current::current_shared("num_goroutines").live()
+    sched::current::with_shared("num_goroutines", |shared| shared.live())
 }
 
 /// A snapshot of the caller's runtime: goroutines runnable, running and blocked (by what
@@ -343,7 +345,7 @@ pub fn num_goroutines() -> usize {
 ///
 /// Outside a goroutine.
 pub fn metrics() -> Metrics {
-    metrics::snapshot(sched::current::current_shared("metrics"))
+    sched::current::with_shared("metrics", |shared| metrics::snapshot(shared))
 }
 
 /// Whether the caller runs inside a goroutine.

@@ -151,7 +151,7 @@ impl Runtime {
     {
         // Deadlock detection needs a caller that is no goroutine (a goroutine of this runtime
         // would be one of the sleepers; one of another runtime brings other threads anyway).
-        let handle = if current::current_worker().is_some() {
+        let handle = if current::on_worker() {
             self.spawn(f)
         } else {
             let watch = self.shared.deadlock.watch();
@@ -385,7 +385,7 @@ impl Runtime {
     }
 
     fn called_from_own_goroutine(&self) -> bool {
-        current::current_worker().is_some_and(|w| w.belongs_to(&self.shared))
+        current::with_worker(|w| w.is_some_and(|w| w.belongs_to(&self.shared)))
     }
 
     fn called_from_own_blocking_job(&self) -> bool {

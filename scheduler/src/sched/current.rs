@@ -40,28 +40,45 @@ impl Drop for EnterGuard<'_> {
     }
 }
 
-/// The worker running on this thread, if any.
+/// The worker running on this thread, as a pointer (null outside a worker).
+///
+/// Out of line, so that no caller caches the thread-local's address across a stack switch
+/// (llvm-project#98479).
 #[inline(never)]
-pub(crate) fn current_worker() -> Option<&'static WorkerLocal> {
-    let ptr = WORKER.with(|w| w.get());
+fn worker_ptr() -> *const WorkerLocal {
+    WORKER.with(|w| w.get())
+}
+
+/// Runs `f` with the worker running on this thread (`None` outside a worker).
+///
+/// The reference lives for the call only (`f` is generic over its lifetime), so no caller can
+/// keep it past the worker's life. A goroutine may suspend inside `f`: it resumes on the
+/// same thread, whose worker outlives every goroutine it started.
+#[inline]
+pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerLocal>) -> R) -> R {
+    let ptr = worker_ptr();
     // SAFETY: the pointer is set by `enter` and cleared by its guard before the WorkerLocal is
     // dropped; everything that runs on this thread in between (the worker loop and the
-    // goroutines it resumes) runs inside that span, and the reference is not sent elsewhere.
-    // The 'static lifetime is never used beyond the span: callers use it and drop it within a
-    // goroutine or the worker loop.
-    unsafe { ptr.as_ref() }
+    // goroutines it resumes, which never change thread) runs inside that span, and the
+    // reference handed to `f` cannot outlive the call.
+    f(unsafe { ptr.as_ref() })
+}
+
+/// Whether this thread is a worker of some runtime.
+pub(crate) fn on_worker() -> bool {
+    !worker_ptr().is_null()
 }
 
 /// The goroutine running on this thread, if any.
 pub(crate) fn current_task() -> Option<TaskRef> {
-    current_worker().and_then(|w| w.current_task())
+    with_worker(|w| w.and_then(|w| w.current_task()))
 }
 
 /// Whether the monitor asked the running goroutine to yield (false outside a goroutine).
 pub(crate) fn preemption_requested() -> bool {
     // Outside a goroutine the worker's epoch is that of its last resume, or of a park: a
     // request for it makes `yield_current` find no goroutine, so no check is needed here.
-    current_worker().is_some_and(|w| w.preemption_requested())
+    with_worker(|w| w.is_some_and(|w| w.preemption_requested()))
 }
 
 /// Whether the caller may suspend its goroutine: it runs inside one, and that goroutine is not
@@ -78,26 +95,28 @@ pub(crate) fn can_suspend() -> bool {
 
 /// Whether the calling code runs inside a goroutine.
 pub(crate) fn in_goroutine() -> bool {
-    current_worker().is_some_and(|w| w.current_header().is_some())
+    with_worker(|w| w.is_some_and(|w| w.current_header().is_some()))
 }
 
 /// Whether the caller may run a not-yet-started goroutine of the runtime `shared` on its own
 /// stack, as `join` does: it is a goroutine of that runtime (so the runtime's calls work in
 /// the joined closure), it is not unwinding, and at least half of its stack is still free.
 pub(crate) fn can_run_inline(shared: *const ()) -> bool {
-    let Some(worker) = current_worker() else {
-        return false;
-    };
-    if !std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), shared) || std::thread::panicking() {
-        return false;
-    }
-    let limit = crate::goroutine::overflow::running_stack_limit();
-    if limit == 0 {
-        return false;
-    }
-    // The address of a local is (close to) the current stack pointer.
-    let here = &limit as *const usize as usize;
-    here.saturating_sub(limit) >= worker.shared().stack_size / 2
+    with_worker(|worker| {
+        let Some(worker) = worker else {
+            return false;
+        };
+        if !std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), shared) || std::thread::panicking() {
+            return false;
+        }
+        let limit = crate::goroutine::overflow::running_stack_limit();
+        if limit == 0 {
+            return false;
+        }
+        // The address of a local is (close to) the current stack pointer.
+        let here = &limit as *const usize as usize;
+        here.saturating_sub(limit) >= worker.shared().stack_size / 2
+    })
 }
 
 /// Suspends the running goroutine until something calls [`super::unpark`] on it; it counts as
@@ -165,7 +184,7 @@ pub(crate) fn park_current_unlocking(
 // call here would add ten); `checkpoint` calls it only on its cold path.
 #[inline(always)]
 pub(crate) fn yield_current() -> bool {
-    let Some(header) = current_worker().and_then(|w| w.current_header()) else {
+    let Some(header) = running_header_or_null() else {
         return false;
     };
     if std::thread::panicking() {
@@ -183,9 +202,13 @@ pub(crate) fn yield_current() -> bool {
 
 /// The header of the goroutine running on this thread.
 pub(crate) fn running_header() -> *const Header {
-    current_worker()
-        .and_then(|w| w.current_header())
-        .expect("scheduler: internal error: suspend outside a goroutine")
+    running_header_or_null().expect("scheduler: internal error: suspend outside a goroutine")
+}
+
+/// The header of the goroutine running on this thread, if one runs.
+#[inline(always)]
+fn running_header_or_null() -> Option<*const Header> {
+    with_worker(|w| w.and_then(|w| w.current_header()))
 }
 
 /// Starts the unwind of a goroutine that a forced shutdown cancelled, at one of its
@@ -200,23 +223,24 @@ fn unwind_if_cancelled(header: &Header) {
 /// it, the cancellation's unwind stopped at the inline goroutine's `catch_unwind`, which
 /// recorded it as that goroutine's result. It belongs to the caller: start it again here.
 pub(crate) fn continue_cancellation() {
-    if let Some(header) = current_worker().and_then(|w| w.current_header()) {
+    if let Some(header) = running_header_or_null() {
         // SAFETY: the header of the goroutine running right here.
         unwind_if_cancelled(unsafe { &*header });
     }
 }
 
-/// The runtime whose goroutine is calling, for the free functions that need one.
+/// Runs `f` with the runtime whose goroutine is calling, for the free functions that need
+/// one. As with [`with_worker`], the reference lives for the call only.
 ///
 /// # Panics
 ///
 /// Outside a goroutine, with a message naming `what`.
-pub(crate) fn current_shared(what: &str) -> &'static Arc<Shared> {
-    match current_worker() {
-        Some(worker) => worker.shared(),
+pub(crate) fn with_shared<R>(what: &str, f: impl FnOnce(&Arc<Shared>) -> R) -> R {
+    with_worker(|worker| match worker {
+        Some(worker) => f(worker.shared()),
         None => panic!(
             "scheduler: {what} called outside a runtime; call it inside a goroutine, \
              or use Runtime::spawn / Runtime::block_on"
         ),
-    }
+    })
 }

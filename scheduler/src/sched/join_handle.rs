@@ -90,22 +90,25 @@ impl<T> JoinHandle<T> {
         {
             return;
         }
-        let worker = current::current_worker().expect("can_run_inline saw a worker");
-        // Usually what we join is what we spawned last: take it out of the deque. Otherwise
-        // it stays there, stale once claimed, and is dropped when it comes up.
-        let task = Arc::as_ptr(&self.task) as *const ();
-        let dequeued = worker.take_newest_if(task);
-        if header.claim(INLINE) {
-            worker.count_inline(true);
-            self.task.run_inline(&|| worker.count_finished());
-            worker.count_inline(false);
-            worker.drop_stale_newest();
-            current::continue_cancellation();
-        } else {
-            // A worker started it (or a thief took it) meanwhile; it cannot have been in our
-            // deque then.
-            debug_assert!(!dequeued);
-        }
+        current::with_worker(|worker| {
+            let worker = worker.expect("can_run_inline saw a worker");
+            // Usually what we join is what we spawned last: take it out of the deque.
+            // Otherwise it stays there, stale once claimed, and is dropped when it comes up.
+            let task = Arc::as_ptr(&self.task) as *const ();
+            let dequeued = worker.take_newest_if(task);
+            if header.claim(INLINE) {
+                worker.count_inline(true);
+                // The inline goroutine may park: we stay on this thread, with this worker.
+                self.task.run_inline(&|| worker.count_finished());
+                worker.count_inline(false);
+                worker.drop_stale_newest();
+            } else {
+                // A worker started it (or a thief took it) meanwhile; it cannot have been in
+                // our deque then.
+                debug_assert!(!dequeued);
+            }
+        });
+        current::continue_cancellation();
     }
 
     /// Whether the goroutine has finished, so that [`join`](Self::join) will not block.

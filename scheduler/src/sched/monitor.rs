@@ -408,13 +408,15 @@ mod tests {
     /// for it: the state the idle protocol leaves behind when a worker moves a batch of
     /// goroutines into its own deque after the others have had their final look.
     fn spawn_unannounced<F: FnOnce() + Send + 'static>(f: F) -> JoinHandle<()> {
-        let worker = current::current_worker().expect("called inside a goroutine");
-        worker.reserve_stack().expect("a stack for the goroutine");
-        let id = worker.count_spawned();
-        let task = Task::new(Arc::as_ptr(worker.shared()).cast(), id, f);
-        let handle = JoinHandle::new(task.clone());
-        worker.push_unannounced(task);
-        handle
+        current::with_worker(|worker| {
+            let worker = worker.expect("called inside a goroutine");
+            worker.reserve_stack().expect("a stack for the goroutine");
+            let id = worker.count_spawned();
+            let task = Task::new(Arc::as_ptr(worker.shared()).cast(), id, f);
+            let handle = JoinHandle::new(task.clone());
+            worker.push_unannounced(task);
+            handle
+        })
     }
 
     /// Runs `body` on a thread that has published itself in an `Activity`, and returns the
@@ -515,9 +517,11 @@ mod tests {
     fn monitor_wakes_a_worker_for_goroutines_queued_behind_a_stuck_one() {
         let rt = crate::Runtime::builder().procs(2).build().unwrap();
         let received = rt.block_on(|| {
-            let worker = current::current_worker().expect("in a goroutine");
-            let shared = worker.shared().clone();
-            let other = 1 - worker.index();
+            let (shared, index) = current::with_worker(|w| {
+                let worker = w.expect("in a goroutine");
+                (worker.shared().clone(), worker.index())
+            });
+            let other = 1 - index;
             // Once the other worker sleeps, only a wake makes it look at our deque.
             let deadline = Instant::now() + LIMIT;
             while !shared.remotes[other].parker.is_parked_forever() {

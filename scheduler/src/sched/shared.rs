@@ -17,6 +17,7 @@ use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
 use super::spare::Spares;
 use super::stats::WorkerStats;
+use super::worker::WorkerLocal;
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Task, TaskRef};
 use crate::sched::blocking::Pool;
@@ -205,7 +206,23 @@ impl Shared {
         T: Send + 'static,
     {
         self.admit(wait)?;
-        let worker = current::current_worker().filter(|w| w.belongs_to(self));
+        current::with_worker(|worker| {
+            let worker = worker.filter(|w| w.belongs_to(self));
+            self.admitted_spawn(worker, f)
+        })
+    }
+
+    /// The rest of [`try_spawn`](Self::try_spawn), once admitted: from `worker`, a worker of
+    /// this runtime, or from outside.
+    fn admitted_spawn<F, T>(
+        self: &Arc<Self>,
+        worker: Option<&WorkerLocal>,
+        f: F,
+    ) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         // Every goroutine gets a stack slot reserved before it is admitted, so that it can
         // always start (`StackArena::reserve`); the reservation goes back when it finishes.
         let reserved = match worker {

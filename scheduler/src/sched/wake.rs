@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::current;
 use super::shared::Shared;
-use crate::goroutine::task::{Task, TaskRef, state};
+use crate::goroutine::task::{Header, Task, TaskRef, state};
 use crate::wait::waiter::Wake;
 
 /// Wakes `task`: a parked goroutine is queued on its home worker; one that is queued or
@@ -68,24 +68,33 @@ fn was_parked(task: &TaskRef) -> bool {
 /// Queues a goroutine that [`was_parked`] moved out of PARKED (so the caller owns scheduling
 /// it) on its home worker.
 fn enqueue(task: TaskRef) {
-    let header = task.header();
-    let home = header.home.load(Ordering::Relaxed);
-    if let Some(worker) = current::current_worker()
-        && std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), header.shared)
-        && worker.index() == home
-    {
-        // SAFETY: this thread is the goroutine's home worker.
-        let kind = unsafe { header.parked_as() };
-        worker.push_woken(task, kind);
+    // One (virtual) call for the header; a pointer, since `task` moves into the queue below.
+    let header: *const Header = task.header();
+    // SAFETY: `task` holds a reference to the goroutine, which keeps its header alive.
+    let (home, runtime) = unsafe { ((*header).home.load(Ordering::Relaxed), (*header).shared) };
+    let Some(task) = current::with_worker(|worker| match worker {
+        Some(worker)
+            if std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), runtime)
+                && worker.index() == home =>
+        {
+            // SAFETY: `task` still holds the goroutine (it moves only after this), and this
+            // thread is its home worker.
+            let kind = unsafe { (*header).parked_as() };
+            worker.push_woken(task, kind);
+            None
+        }
+        _ => Some(task),
+    }) else {
         return;
-    }
-    // SAFETY: `header.shared` came from `Arc::as_ptr` of the runtime's Shared, and the runtime
-    // is alive: the goroutine is neither finished nor queued (we just moved it out of PARKED,
-    // and it is in no queue yet), so it cannot finish, and a runtime outlives its goroutines. Taking a strong
-    // reference keeps it alive until the push and the wake below are done, even if the
-    // goroutine then runs to the end and the runtime shuts down meanwhile.
+    };
+    // SAFETY: `runtime` (the header's `shared`) came from `Arc::as_ptr` of the runtime's
+    // Shared, and the runtime is alive: the goroutine is neither finished nor queued (we just
+    // moved it out of PARKED, and it is in no queue yet), so it cannot finish, and a runtime
+    // outlives its goroutines. Taking a strong reference keeps it alive until the push and the
+    // wake below are done, even if the goroutine then runs to the end and the runtime shuts
+    // down meanwhile.
     let shared: Arc<Shared> = unsafe {
-        let shared = header.shared.cast::<Shared>();
+        let shared = runtime.cast::<Shared>();
         Arc::increment_strong_count(shared);
         Arc::from_raw(shared)
     };

@@ -200,12 +200,13 @@ impl WaitGroup {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let shared = crate::sched::current::current_shared("WaitGroup::go");
-        self.add(1);
-        let guard = DoneOnDrop(self.clone());
-        shared.spawn(move || {
-            let _guard = guard;
-            f()
+        crate::sched::current::with_shared("WaitGroup::go", |shared| {
+            self.add(1);
+            let guard = DoneOnDrop(self.clone());
+            shared.spawn(move || {
+                let _guard = guard;
+                f()
+            })
         })
     }
 }

@@ -522,7 +522,9 @@ pub(crate) fn thread_main(index: usize, shared: Arc<Shared>, local: Worker<TaskR
 /// Counts the goroutine that finishes on this thread's worker (`Runnable::run`'s `finished`),
 /// for a goroutine's body, which cannot borrow its worker across its suspensions.
 fn count_finished_here() {
-    current::current_worker()
-        .expect("scheduler: internal error: a goroutine finished off its runtime's workers")
-        .count_finished();
+    current::with_worker(|worker| {
+        worker
+            .expect("scheduler: internal error: a goroutine finished off its runtime's workers")
+            .count_finished();
+    });
 }
