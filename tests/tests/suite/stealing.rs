@@ -12,18 +12,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::ThreadId;
 
-use scheduler::{JoinHandle, WaitGroup};
-use scheduler_tests::{
-    HANG_LIMIT, SPIN_LIMIT, ThreadSet, busy_work, runtime, spin_until, watchdog,
-};
+use scheduler::{JoinHandle, Runtime, WaitGroup};
+use scheduler_tests::{HANG_LIMIT, SPIN_LIMIT, ThreadSet, busy_work, spin_until, watchdog};
 
 /// Busy-work rounds per goroutine: a few milliseconds each in a debug build.
 const ROUNDS: u64 = 1_000_000;
 
+/// A runtime of `procs` workers and no spare worker. The goroutines here wait on a std mutex
+/// (`ThreadSet`) and yield their thread while they spin, so on a loaded machine the monitor
+/// may rightly judge a worker blocked and start a spare for it, which would then run
+/// goroutines too: these tests count the base workers that took part in a fan-out.
+fn workers_only(procs: usize) -> Runtime {
+    Runtime::builder()
+        .procs(procs)
+        .max_spare_workers(0)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn steal_balances_cpu_fanout_over_both_workers() {
     let ran_on = watchdog("cpu fan-out", HANG_LIMIT, || {
-        let rt = runtime(2);
+        let rt = workers_only(2);
         rt.block_on(|| {
             let threads = ThreadSet::new();
             let handles: Vec<JoinHandle<(ThreadId, u64)>> = (0..64_u64)
@@ -68,7 +78,7 @@ fn steal_spreads_fanout_to_every_worker_of_four() {
     // the three workers that did not spawn must all have stolen.
     const PROCS: usize = 4;
     let workers = watchdog("fan-out on 4 procs", HANG_LIMIT, || {
-        let rt = runtime(PROCS);
+        let rt = workers_only(PROCS);
         rt.block_on(|| {
             let threads = ThreadSet::new();
             let wg = WaitGroup::new();
@@ -95,7 +105,7 @@ fn steal_spreads_fanout_to_every_worker_of_four() {
 fn steal_takes_goroutines_spawned_by_a_goroutine_deep_in_a_tree() {
     // Goroutines spawned by a non-main goroutine, on whichever worker it runs, are stolen too.
     let (threads, total) = watchdog("nested fan-out", HANG_LIMIT, || {
-        let rt = runtime(2);
+        let rt = workers_only(2);
         let threads = ThreadSet::new();
         let total = Arc::new(AtomicUsize::new(0));
         let (t, n) = (threads.clone(), total.clone());

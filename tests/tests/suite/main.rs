@@ -1,0 +1,29 @@
+//! The integration tests that need no process of their own, linked into one test binary (each
+//! file below is a module, named as its file). Tests that count the process's threads, memory
+//! or mappings, re-run their binary as a child process, set the environment, or measure time
+//! slices keep binaries of their own: `deadlock`, `stack_overflow`, `stack_limits`,
+//! `contained_drops`, `procs_env`, `thread_cleanup`, `blocking`, `drop_from_own_goroutine`,
+//! `live_goroutines`, `runtime_cycles`, `preemption`, `spare_workers` and `stress_random`.
+
+mod admission;
+mod cancellation;
+mod channels;
+mod context;
+mod errors;
+mod go_fairness;
+mod layers;
+mod lost_wakeup;
+mod metrics;
+mod mixed_threads;
+mod panic_abort;
+mod panics;
+mod pinning;
+mod runtime_api;
+mod select;
+mod shutdown;
+mod shutdown_from_own_goroutine;
+mod spawn_join;
+mod stealing;
+mod sync_primitives;
+mod timers;
+mod wait_group;
