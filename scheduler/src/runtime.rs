@@ -19,7 +19,7 @@ use crate::sched::current;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::monitor;
-use crate::sched::shared::{Shared, phase};
+use crate::sched::shared::{Phase, Shared};
 use crate::sched::spawn_error::SpawnError;
 use crate::sched::worker;
 
@@ -169,7 +169,7 @@ impl Runtime {
                         // word: say why the process ends first (this panic aborts it).
                         panic!("{DEADLOCK_MESSAGE}");
                     }
-                    self.shared.set_phase(phase::CANCELLING);
+                    self.shared.set_phase(Phase::Cancelling);
                     self.shared.wait_all_done(None);
                     panic!("{DEADLOCK_MESSAGE}");
                 }
@@ -379,7 +379,7 @@ impl Runtime {
             && !self.called_from_own_blocking_job()
         {
             // From here on, spawns are refused; the goroutines already admitted run on.
-            self.shared.set_phase(phase::DRAINING);
+            self.shared.set_phase(Phase::Draining);
         }
         self.shutdown(Instant::now().checked_add(timeout))
     }
@@ -410,13 +410,13 @@ impl Runtime {
         }
         let remaining = self.shared.wait_all_done(deadline);
         if remaining > 0 {
-            self.shared.set_phase(phase::CANCELLING);
+            self.shared.set_phase(Phase::Cancelling);
             self.shared.wait_all_done(None);
         }
         // No goroutine is left to submit blocking jobs: wait for those still running or
         // queued, up to the same deadline, then join the pool's threads.
         let blocking = self.shared.blocking.close_and_join(deadline);
-        self.shared.set_phase(phase::STOPPING);
+        self.shared.set_phase(Phase::Stopping);
         for thread in self.threads.drain(..) {
             // Workers catch every goroutine panic, so a join error would be a runtime bug that
             // already aborted the process.

@@ -4,11 +4,12 @@
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::thread;
 
 use corosensei::{Coroutine, Yielder};
 
+use super::home::Home;
 use super::join::JoinState;
 use super::stack::GuardedStack;
 use crate::wait::BlockKind;
@@ -84,15 +85,6 @@ pub(crate) mod state {
     pub(crate) const DONE: u8 = 8;
 }
 
-/// Marks "no home yet" in [`Header::home`].
-pub(crate) const NO_HOME: usize = usize::MAX;
-/// Marks, in [`Header::home`], a goroutine that a `join` claimed before it started and ran on
-/// the joiner's own stack. Its queue entry is stale from then on.
-pub(crate) const INLINE: usize = usize::MAX - 1;
-/// Marks, in [`Header::home`], a blocking job (`crate::sched::blocking`): it runs on the blocking
-/// pool, never as a goroutine, so no worker starts it and no `join` runs it inline.
-pub(crate) const BLOCKING: usize = usize::MAX - 2;
-
 /// The part of a goroutine every queue and waker touches.
 pub(crate) struct Header {
     /// One of [`state`]'s values. Read and written by any thread, with the transitions
@@ -100,12 +92,9 @@ pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     /// Set once, by a forced shutdown; read by the goroutine at each suspension point.
     pub(crate) cancelled: AtomicBool,
-    /// Index of the worker that started the goroutine; `NO_HOME` before; `INLINE` if a joiner
-    /// ran it instead; `BLOCKING`, from the start, for a blocking job. Leaves `NO_HOME` once,
-    /// by a CAS (the worker that starts it, or the joiner that claims it: whoever wins owns
-    /// the closure). Read by wakers after their Acquire CAS out of `PARKED`, which follows the
-    /// worker's AcqRel CAS into `PARKED`.
-    pub(crate) home: AtomicUsize,
+    /// Who runs the goroutine: the worker that started it, a joiner that ran it inline, or
+    /// the blocking pool (see [`Home`]).
+    pub(crate) home: Home,
     /// The runtime the goroutine belongs to: its `crate::sched::Shared`, type-erased (this
     /// layer sits below the scheduler, which casts it back). Valid while the goroutine is not
     /// `DONE`: a runtime outlives its goroutines.
@@ -137,7 +126,7 @@ impl Header {
         Header {
             state: AtomicU8::new(state::ACTIVE),
             cancelled: AtomicBool::new(false),
-            home: AtomicUsize::new(NO_HOME),
+            home: Home::unclaimed(),
             shared,
             id,
             yielder: UnsafeCell::new(std::ptr::null()),
@@ -203,16 +192,6 @@ impl Header {
     /// (`WorkerLocal::cancel_started`), and read by the goroutine on that thread.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
-    }
-
-    /// Claims a goroutine that has not started, for `worker` (or [`INLINE`]). False if it was
-    /// started or claimed already: the caller must not run it.
-    pub(crate) fn claim(&self, home: usize) -> bool {
-        // AcqRel: the winner takes the closure next; the spawner's writes reached it through
-        // the queue or the JoinHandle.
-        self.home
-            .compare_exchange(NO_HOME, home, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
     }
 }
 
@@ -359,7 +338,7 @@ pub(crate) fn drop_contained<V>(value: V) {
 pub(crate) trait Joinable<T>: Send + Sync {
     fn header(&self) -> &Header;
     /// Runs the goroutine on the caller's stack (`finished` as for [`Runnable::run`]). Only
-    /// after [`Header::claim`] with `INLINE` succeeded.
+    /// after its [`Home::claim`] for [`Owner::Inline`](super::home::Owner::Inline) succeeded.
     fn run_inline(&self, finished: &dyn Fn());
     fn join_state(&self) -> &JoinState;
     /// Takes the result.

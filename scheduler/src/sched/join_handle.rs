@@ -3,13 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread;
 
 use super::current;
 use super::wait::WaitHere;
+use crate::goroutine::home::Owner;
 use crate::goroutine::join::JoinState;
-use crate::goroutine::task::{BLOCKING, INLINE, Joinable, NO_HOME};
+use crate::goroutine::task::Joinable;
 use crate::wait::BlockKind;
 use crate::wait::waiter::Waiter;
 
@@ -65,7 +65,7 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> thread::Result<T> {
         self.run_inline_if_unstarted();
         // A blocking job's handle waits for the pool, a goroutine's for the goroutine.
-        let kind = if self.task.header().home.load(Ordering::Relaxed) == BLOCKING {
+        let kind = if self.task.header().home.owner() == Owner::Blocking {
             BlockKind::Blocking
         } else {
             BlockKind::Join
@@ -84,7 +84,7 @@ impl<T> JoinHandle<T> {
     /// the joiner, which was about to wait for it in any case.
     fn run_inline_if_unstarted(&self) {
         let header = self.task.header();
-        if header.home.load(Ordering::Relaxed) != NO_HOME
+        if header.home.owner() != Owner::Unclaimed
             || self.task.join_state().is_complete()
             || !current::can_run_inline(header.shared)
         {
@@ -96,7 +96,7 @@ impl<T> JoinHandle<T> {
             // Otherwise it stays there, stale once claimed, and is dropped when it comes up.
             let task = Arc::as_ptr(&self.task) as *const ();
             let dequeued = worker.take_newest_if(task);
-            if header.claim(INLINE) {
+            if header.home.claim(Owner::Inline) {
                 worker.count_inline(true);
                 // The inline goroutine may park: we stay on this thread, with this worker.
                 self.task.run_inline(&|| worker.count_finished());

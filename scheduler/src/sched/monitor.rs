@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::shared::{Shared, phase};
+use super::shared::{Phase, Shared};
 
 /// The default time slice: how long a goroutine runs before the monitor asks it to yield
 /// (Go's `forcePreemptNS`).
@@ -261,7 +261,7 @@ impl Monitor {
         let mut lock = self.lock.lock();
         // Checked under the lock: `set_phase` stores the phase before it calls `wake`, which
         // takes this lock, so the monitor either sees STOPPING here or is notified below.
-        if shared.phase() == phase::STOPPING {
+        if shared.phase() == Phase::Stopping {
             return false;
         }
         // SeqCst: see the module doc.

@@ -24,18 +24,32 @@ use crate::sched::blocking::Pool;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::spawn_error::SpawnError;
 
-/// Runtime phases, in the order they happen.
-pub(crate) mod phase {
+/// How far a runtime is in its life. Phases only move forward, in this order, so they compare:
+/// `phase >= Phase::Cancelling` means "cancelling or stopping".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Phase {
     /// Goroutines run.
-    pub(crate) const RUNNING: u8 = 0;
+    Running = 0,
     /// A shutdown began (`shutdown_timeout` or a drop): goroutines run on, new spawns are
     /// refused.
-    pub(crate) const DRAINING: u8 = 1;
+    Draining = 1,
     /// A shutdown ran out of time: goroutines that have not started are dropped, and the
     /// started ones are unwound at their next suspension point.
-    pub(crate) const CANCELLING: u8 = 2;
+    Cancelling = 2,
     /// Every goroutine has finished; workers exit.
-    pub(crate) const STOPPING: u8 = 3;
+    Stopping = 3,
+}
+
+impl Phase {
+    fn from_u8(value: u8) -> Phase {
+        match value {
+            0 => Phase::Running,
+            1 => Phase::Draining,
+            2 => Phase::Cancelling,
+            _ => Phase::Stopping,
+        }
+    }
 }
 
 /// The parts of a worker that other threads reach.
@@ -178,7 +192,7 @@ impl Shared {
             spares: Spares::new(procs, spare_locals),
             external_spawned: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
-            phase: AtomicU8::new(phase::RUNNING),
+            phase: AtomicU8::new(Phase::Running as u8),
             detached: AtomicBool::new(false),
             all_done: Mutex::new(()),
             all_done_cv: Condvar::new(),
@@ -268,7 +282,7 @@ impl Shared {
 
     /// Admits one more goroutine, or says why not (see `try_spawn`).
     fn admit(&self, wait: bool) -> Result<(), SpawnError> {
-        if self.phase() != phase::RUNNING {
+        if self.phase() != Phase::Running {
             return Err(SpawnError::ShuttingDown);
         }
         let Some(admission) = &self.admission else {
@@ -281,7 +295,7 @@ impl Shared {
             }
             admission.admit();
         }
-        if self.phase() != phase::RUNNING {
+        if self.phase() != Phase::Running {
             // A shutdown began while we waited for room.
             self.goroutine_finished();
             return Err(SpawnError::ShuttingDown);
@@ -412,7 +426,7 @@ impl Shared {
         // Acquire: pairs with `detach`'s Release, which came before the detaching
         // goroutine's finish, which `live` saw.
         if self.detached.load(Ordering::Acquire) {
-            self.set_phase(phase::STOPPING);
+            self.set_phase(Phase::Stopping);
             self.blocking.close();
         }
     }
@@ -442,15 +456,17 @@ impl Shared {
         }
     }
 
-    pub(crate) fn phase(&self) -> u8 {
-        // Acquire: pairs with the Release in `set_phase`, so a worker that sees STOPPING also
+    pub(crate) fn phase(&self) -> Phase {
+        // Acquire: pairs with the Release in `set_phase`, so a worker that sees Stopping also
         // sees `live == 0`'s history.
-        self.phase.load(Ordering::Acquire)
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
 
-    /// Moves to `phase` and wakes every worker, and the monitor, so they notice.
-    pub(crate) fn set_phase(&self, phase: u8) {
-        self.phase.store(phase, Ordering::Release);
+    /// Moves forward to `phase` (never back: a later phase already set stays) and wakes every
+    /// worker, and the monitor, so they notice.
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        // Release: see `phase`. fetch_max keeps the order even if two shutdown paths race.
+        self.phase.fetch_max(phase as u8, Ordering::Release);
         for index in 0..self.remotes.len() {
             self.unpark_worker(index);
         }

@@ -54,7 +54,7 @@ use crossbeam_deque::Worker;
 use parking_lot::Mutex;
 
 use super::deadlock;
-use super::shared::{Shared, phase};
+use super::shared::{Phase, Shared};
 use super::worker::{self, WorkerLocal};
 use crate::goroutine::overflow::AltStack;
 use crate::goroutine::task::TaskRef;
@@ -124,7 +124,7 @@ impl Spares {
         let mut slots = self.slots.lock();
         // Under the lock that `join_all` takes after the phase reaches STOPPING: a spare
         // started here is joined there.
-        if shared.phase() == phase::STOPPING {
+        if shared.phase() == Phase::Stopping {
             return false;
         }
         let Some(position) = slots.iter().position(|slot| slot.vacant) else {

@@ -71,7 +71,7 @@ fn enqueue(task: TaskRef) {
     // One (virtual) call for the header; a pointer, since `task` moves into the queue below.
     let header: *const Header = task.header();
     // SAFETY: `task` holds a reference to the goroutine, which keeps its header alive.
-    let (home, runtime) = unsafe { ((*header).home.load(Ordering::Relaxed), (*header).shared) };
+    let (home, runtime) = unsafe { ((*header).home.started_on(), (*header).shared) };
     let Some(task) = current::with_worker(|worker| match worker {
         Some(worker)
             if std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), runtime)

@@ -5,11 +5,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 
+use crate::goroutine::home::Owner;
 use crate::goroutine::join::JoinState;
-use crate::goroutine::task::{BLOCKING, Header, Joinable, Stage, drop_contained};
+use crate::goroutine::task::{Header, Joinable, Stage, drop_contained};
 use crate::sched::Shared;
 use crate::sched::join_handle::JoinHandle;
-use crate::sched::shared::phase;
+use crate::sched::shared::Phase;
 use crate::sched::spawn_error::SpawnError;
 
 /// A job as the pool sees it, with its closure and result types erased.
@@ -29,7 +30,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    if shared.phase() != phase::RUNNING {
+    if shared.phase() != Phase::Running {
         return Err(SpawnError::ShuttingDown);
     }
     let task = BlockingTask::new(shared, f);
@@ -62,7 +63,7 @@ where
 {
     fn new(shared: &Arc<Shared>, f: F) -> Arc<BlockingTask<F, T>> {
         let header = Header::new(Arc::as_ptr(shared).cast(), shared.take_ids(1));
-        let claimed = header.claim(BLOCKING);
+        let claimed = header.home.claim(Owner::Blocking);
         debug_assert!(claimed, "a new header has no home");
         Arc::new(BlockingTask {
             header,

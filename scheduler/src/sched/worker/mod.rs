@@ -23,12 +23,13 @@ use crossbeam_deque::{Injector, Stealer, Worker};
 
 use super::current;
 use super::monitor::{self, Activity};
-use super::shared::{Shared, phase};
+use super::shared::{Phase, Shared};
 use super::stats::WorkerStats;
 use super::wake::unpark;
+use crate::goroutine::home::Owner;
 use crate::goroutine::overflow;
 use crate::goroutine::stack::StackPool;
-use crate::goroutine::task::{GoYielder, Header, NO_HOME, Suspend, TaskRef, state};
+use crate::goroutine::task::{GoYielder, Header, Suspend, TaskRef, state};
 use crate::wait::BlockKind;
 use crate::wait::timers::{self, TimerHeap};
 
@@ -196,7 +197,7 @@ impl WorkerLocal {
         self.activity.publish_thread();
         self.awake_since.set(self.stats.awake(0));
         loop {
-            if !self.cancel_seen.get() && self.shared.phase() >= phase::CANCELLING {
+            if !self.cancel_seen.get() && self.shared.phase() >= Phase::Cancelling {
                 self.cancel_started();
             }
             timers::fire_due(&self.timers);
@@ -215,7 +216,7 @@ impl WorkerLocal {
                 self.run_task(task);
                 continue;
             }
-            if self.shared.phase() == phase::STOPPING {
+            if self.shared.phase() == Phase::Stopping {
                 break;
             }
             self.shared.note_if_all_done();
@@ -264,7 +265,7 @@ impl WorkerLocal {
         // goroutine whose home is this worker was started here (started goroutines are only
         // queued on their home worker); any other has not started (Relaxed: we wrote `home`
         // ourselves if so; otherwise `start` decides by CAS).
-        let slot = if header.home.load(Ordering::Relaxed) == self.index {
+        let slot = if header.home.owner() == Owner::Worker(self.index) {
             // SAFETY: home thread.
             unsafe { header.slot() }
         } else {
@@ -289,15 +290,15 @@ impl WorkerLocal {
             // (The count can only be stale upwards: a handle that existed when the goroutine
             // was queued is seen, since the queue's hand-over orders its creation first.)
             fence(Ordering::Acquire);
-            if header.home.load(Ordering::Relaxed) != NO_HOME {
+            if header.home.owner() != Owner::Unclaimed {
                 return None;
             }
-            header.home.store(self.index, Ordering::Relaxed);
-        } else if !header.claim(self.index) {
+            header.home.claim_unshared(Owner::Worker(self.index));
+        } else if !header.home.claim(Owner::Worker(self.index)) {
             // A joiner claimed it and ran it on its own stack: this queue entry is stale.
             return None;
         }
-        if self.shared.phase() >= phase::CANCELLING {
+        if self.shared.phase() >= Phase::Cancelling {
             header.state.store(state::DONE, Ordering::Release);
             task.cancel(&|| self.count_finished());
             return None;
@@ -309,7 +310,7 @@ impl WorkerLocal {
                 // the arena could only not map more because the free stacks sit in workers'
                 // caches: have them handed back, and start this one later. Un-claim it first
                 // (its closure is untouched); Release: a later claimer sees NO_HOME.
-                header.home.store(NO_HOME, Ordering::Release);
+                header.home.unclaim();
                 self.shared.injector.push(task.clone());
                 self.shared.request_stack_flush();
                 std::thread::yield_now();

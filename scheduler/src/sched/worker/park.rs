@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::WorkerLocal;
 use crate::sched::deadlock;
 use crate::sched::parker::Parker;
-use crate::sched::shared::phase;
+use crate::sched::shared::Phase;
 
 impl WorkerLocal {
     /// Sleeps until there may be work (the protocol is in [`super::idle`]). Returns false if
@@ -31,8 +31,8 @@ impl WorkerLocal {
         let work_left = !remote.inbox.is_empty()
             || !self.queues.local().is_empty()
             || shared.has_stealable_work()
-            || (shared.phase() >= phase::CANCELLING && !self.cancel_seen.get())
-            || shared.phase() == phase::STOPPING;
+            || (shared.phase() >= Phase::Cancelling && !self.cancel_seen.get())
+            || shared.phase() == Phase::Stopping;
         if retiring {
             if !work_left {
                 return false;

@@ -25,11 +25,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
-use crate::goroutine::task::{INLINE, TaskRef};
+use crate::goroutine::home::Owner;
+use crate::goroutine::task::TaskRef;
 
 /// Every this many picks, the global queue is looked at first.
 const GLOBAL_QUEUE_INTERVAL: u32 = 61;
@@ -153,7 +153,7 @@ impl RunQueues {
     /// pile them up.
     pub(super) fn drop_stale_newest(&self) {
         while let Some(newest) = self.local.pop() {
-            if newest.header().home.load(Ordering::Relaxed) == INLINE {
+            if newest.header().home.owner() == Owner::Inline {
                 continue;
             }
             self.local.push(newest);

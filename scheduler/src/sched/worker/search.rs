@@ -2,12 +2,11 @@
 //! the workers search at once; see [`super::super::idle`]). Only goroutines that have not
 //! started are there to take: a started one never changes thread.
 
-use std::sync::atomic::Ordering;
-
 use crossbeam_deque::Steal;
 
 use super::WorkerLocal;
-use crate::goroutine::task::{NO_HOME, TaskRef};
+use crate::goroutine::home::Owner;
+use crate::goroutine::task::TaskRef;
 
 impl WorkerLocal {
     /// Looks for work in other workers' deques, as a searcher (see [`super::idle`]).
@@ -29,7 +28,7 @@ impl WorkerLocal {
             // A goroutine that a joiner already ran inline left a stale entry, oldest first,
             // where thieves take: not work, so search on rather than give up the search
             // (Relaxed: a hint; `start` decides).
-            if task.header().home.load(Ordering::Relaxed) != NO_HOME {
+            if task.header().home.owner() != Owner::Unclaimed {
                 continue;
             }
             self.stop_searching();
