@@ -1,6 +1,7 @@
 //! One goroutine: its memory ([`task`]), its stack ([`stack`]), what happens when it overflows
 //! that stack ([`overflow`]) and the handle that joins it ([`join`]).
 
+pub(crate) mod completion;
 pub(crate) mod home;
 pub(crate) mod join;
 pub(crate) mod overflow;

@@ -2,18 +2,17 @@
 //! its closure and, later, its result. Both live in a single allocation, made by `spawn`.
 
 use std::cell::UnsafeCell;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::thread;
 
 use corosensei::{Coroutine, Yielder};
 
+use super::completion::Completion;
 use super::home::Home;
 use super::join::JoinState;
 use super::stack::GuardedStack;
 use crate::wait::BlockKind;
-use crate::wait::Cancelled;
 use crate::wait::lock::RawLock;
 use crate::wait::waiter::Wake;
 
@@ -195,55 +194,13 @@ impl Header {
     }
 }
 
-/// What a goroutine's (or a blocking job's) typed cell holds over its life.
-pub(crate) enum Stage<F, T> {
-    /// Spawned, not started.
-    Pending(F),
-    /// Started, or cancelled before it started; the closure is gone.
-    Taken,
-    /// Returned or panicked; waiting for `join`.
-    Finished(thread::Result<T>),
-}
-
-impl<F, T> Stage<F, T> {
-    /// Takes the closure out, leaving `Taken`; `None` if it was taken already.
-    pub(crate) fn take_closure(&mut self) -> Option<F> {
-        match std::mem::replace(self, Stage::Taken) {
-            Stage::Pending(f) => Some(f),
-            other => {
-                *self = other;
-                None
-            }
-        }
-    }
-
-    /// Takes the result out, leaving `Taken`.
-    ///
-    /// # Panics
-    /// If there is no result (a runtime bug: it is taken once, after completion).
-    pub(crate) fn take_result(&mut self) -> thread::Result<T> {
-        match std::mem::replace(self, Stage::Taken) {
-            Stage::Finished(result) => result,
-            _ => unreachable!("scheduler: internal error: result taken twice"),
-        }
-    }
-}
-
 /// A goroutine with closure type `F` and result type `T`: the one allocation of a spawn.
 pub(crate) struct Task<F, T> {
     header: Header,
-    /// `Pending` until the worker that dequeued the goroutine takes the closure (only that
-    /// worker touches it then: the queue handed it exclusive ownership); `Finished` is written
-    /// before `join.complete()` and read only by the unique `JoinHandle` after it saw the
-    /// completion (Release/Acquire in `JoinState`).
-    stage: UnsafeCell<Stage<F, T>>,
-    join: JoinState,
+    /// The closure, then the result; taken by the worker that starts the goroutine (or the
+    /// joiner that runs it inline, or the worker that cancels it), then by the JoinHandle.
+    completion: Completion<F, T>,
 }
-
-// SAFETY: `stage` is accessed by one thread at a time as its doc describes: the closure by the
-// worker that owns the scheduled goroutine (F: Send moves it there), the result by the
-// JoinHandle after the Release/Acquire handoff (T: Send).
-unsafe impl<F: Send, T: Send> Sync for Task<F, T> {}
 
 impl<F, T> Task<F, T>
 where
@@ -253,24 +210,8 @@ where
     pub(crate) fn new(shared: *const (), id: u64, f: F) -> Arc<Task<F, T>> {
         Arc::new(Task {
             header: Header::new(shared, id),
-            stage: UnsafeCell::new(Stage::Pending(f)),
-            join: JoinState::new(),
+            completion: Completion::new(f),
         })
-    }
-
-    fn finish(&self, result: thread::Result<T>, finished: &dyn Fn()) {
-        // SAFETY: the closure has been taken by this thread (run/cancel), so nobody else
-        // touches `stage` until `complete` publishes it to the JoinHandle.
-        unsafe { *self.stage.get() = Stage::Finished(result) };
-        // Counted out before its joiner is released (see `Runnable::run`).
-        finished();
-        self.join.complete();
-    }
-
-    fn take_closure(&self) -> Option<F> {
-        // SAFETY: called by the worker that dequeued the goroutine, the only thread touching
-        // `stage` before it is finished (field doc).
-        unsafe { &mut *self.stage.get() }.take_closure()
     }
 }
 
@@ -284,67 +225,30 @@ where
     }
 
     fn run(&self, finished: &dyn Fn()) {
-        let f = self
-            .take_closure()
-            .expect("scheduler: internal error: goroutine started twice");
-        // The payload goes to `join`, as with std::thread; the panic hook has already printed
-        // the message, so a goroutine nobody joins still reports its panic.
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
-        self.finish(result, finished);
+        // SAFETY: called once, by the worker that owns the goroutine (`Runnable::run` doc).
+        unsafe { self.completion.run(finished) }
     }
 
     fn cancel(&self, finished: &dyn Fn()) {
-        // The closure's captures are user values, dropped here on the worker's own stack.
-        drop_contained(self.take_closure());
-        self.finish(Err(Box::new(Cancelled)), finished);
+        // SAFETY: called once, by the worker that claimed the unstarted goroutine.
+        unsafe { self.completion.cancel(finished) }
     }
 }
 
-impl<F, T> Drop for Task<F, T> {
-    /// The last reference may go anywhere: on a worker's stack after a detached goroutine
-    /// finished, in a timer entry, in a queue. What the cell still holds (an unstarted
-    /// closure, an unjoined result or panic payload) is user code's to drop, and a panic there
-    /// must not unwind through the runtime.
-    fn drop(&mut self) {
-        let stage = std::mem::replace(self.stage.get_mut(), Stage::Taken);
-        if !matches!(stage, Stage::Taken) {
-            drop_contained(stage);
-        }
-    }
-}
-
-/// Drops `value`, a user value the runtime holds (a closure, a result, a panic payload),
-/// containing a panic of its destructor: the panic hook has printed it already, as it does for
-/// a goroutine nobody joins, and the runtime goes on. A payload whose own destructor panics is
-/// contained the same way, a few levels deep, then leaked.
-///
-/// Runtime code that may drop such a value on a worker's or a pool thread's own stack drops
-/// it through here: a panic unwinding out of a worker loop would tear down the goroutines
-/// suspended on that worker.
-pub(crate) fn drop_contained<V>(value: V) {
-    let Err(mut payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(value))) else {
-        return;
-    };
-    for _ in 0..4 {
-        match panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-            Ok(()) => return,
-            Err(next) => payload = next,
-        }
-    }
-    std::mem::forget(payload);
-}
-
-/// The typed view a [`JoinHandle`](crate::JoinHandle) keeps of its goroutine.
+/// The typed view a [`JoinHandle`](crate::JoinHandle) keeps of a goroutine or a blocking job.
 pub(crate) trait Joinable<T>: Send + Sync {
-    fn header(&self) -> &Header;
+    /// Unique within the runtime (goroutines and blocking jobs share the sequence).
+    fn id(&self) -> u64;
+    /// The goroutine's header; `None` for a blocking job, which the pool runs.
+    fn goroutine(&self) -> Option<&Header>;
     /// Runs the goroutine on the caller's stack (`finished` as for [`Runnable::run`]). Only
     /// after its [`Home::claim`] for [`Owner::Inline`](super::home::Owner::Inline) succeeded.
     fn run_inline(&self, finished: &dyn Fn());
-    fn join_state(&self) -> &JoinState;
+    fn completion_state(&self) -> &JoinState;
     /// Takes the result.
     ///
     /// # Safety
-    /// Only after `join_state().is_complete()` returned true, and at most once.
+    /// Only after `completion_state().is_complete()` returned true, and at most once.
     unsafe fn take_result(&self) -> thread::Result<T>;
 }
 
@@ -353,8 +257,12 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn header(&self) -> &Header {
-        &self.header
+    fn id(&self) -> u64 {
+        self.header.id
+    }
+
+    fn goroutine(&self) -> Option<&Header> {
+        Some(&self.header)
     }
 
     fn run_inline(&self, finished: &dyn Fn()) {
@@ -362,13 +270,12 @@ where
         self.header.state.store(state::DONE, Ordering::Release);
     }
 
-    fn join_state(&self) -> &JoinState {
-        &self.join
+    fn completion_state(&self) -> &JoinState {
+        self.completion.join_state()
     }
 
     unsafe fn take_result(&self) -> thread::Result<T> {
-        // SAFETY: completion was observed with Acquire (caller's contract), so `finish`'s
-        // write is visible and no other thread touches `stage` any more.
-        unsafe { &mut *self.stage.get() }.take_result()
+        // SAFETY: the caller's contract is `Completion::take_result`'s.
+        unsafe { self.completion.take_result() }
     }
 }

@@ -65,12 +65,12 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> thread::Result<T> {
         self.run_inline_if_unstarted();
         // A blocking job's handle waits for the pool, a goroutine's for the goroutine.
-        let kind = if self.task.header().home.owner() == Owner::Blocking {
+        let kind = if self.task.goroutine().is_none() {
             BlockKind::Blocking
         } else {
             BlockKind::Join
         };
-        wait_complete(self.task.join_state(), kind);
+        wait_complete(self.task.completion_state(), kind);
         // SAFETY: `wait` returned, so completion was observed with Acquire; `self` is consumed,
         // so the result is taken once.
         unsafe { self.task.take_result() }
@@ -83,9 +83,11 @@ impl<T> JoinHandle<T> {
     /// goroutine that has not started belongs to no thread), and anything it waits on parks
     /// the joiner, which was about to wait for it in any case.
     fn run_inline_if_unstarted(&self) {
-        let header = self.task.header();
+        let Some(header) = self.task.goroutine() else {
+            return; // a blocking job: the pool runs it
+        };
         if header.home.owner() != Owner::Unclaimed
-            || self.task.join_state().is_complete()
+            || self.task.completion_state().is_complete()
             || !current::can_run_inline(header.shared)
         {
             return;
@@ -113,14 +115,14 @@ impl<T> JoinHandle<T> {
 
     /// Whether the goroutine has finished, so that [`join`](Self::join) will not block.
     pub fn is_finished(&self) -> bool {
-        self.task.join_state().is_complete()
+        self.task.completion_state().is_complete()
     }
 
     /// The goroutine's id: unique within its runtime, counting from 1 (not in spawn order:
     /// each worker reserves ids in blocks). Blocking jobs take their ids from the same
     /// sequence.
     pub fn id(&self) -> u64 {
-        self.task.header().id
+        self.task.id()
     }
 }
 
