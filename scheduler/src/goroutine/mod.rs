@@ -6,4 +6,5 @@ pub(crate) mod home;
 pub(crate) mod join;
 pub(crate) mod overflow;
 pub(crate) mod stack;
+pub(crate) mod state;
 pub(crate) mod task;

@@ -3,7 +3,7 @@
 
 use std::cell::UnsafeCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use corosensei::{Coroutine, Yielder};
@@ -12,6 +12,7 @@ use super::completion::Completion;
 use super::home::Home;
 use super::join::JoinState;
 use super::stack::GuardedStack;
+use super::state::TaskState;
 use crate::wait::BlockKind;
 use crate::wait::lock::RawLock;
 use crate::wait::waiter::Wake;
@@ -59,36 +60,11 @@ pub(crate) trait Runnable: Wake + Send + Sync + 'static {
     fn cancel(&self, finished: &dyn Fn());
 }
 
-/// Scheduling states, stored in [`Header::state`].
-///
-/// `ACTIVE` means the scheduler owns the goroutine: it is queued, or running. Only two
-/// transitions leave it: its worker's CAS `ACTIVE -> PARKED` after the goroutine suspended to
-/// park, and the store of `DONE` when the closure returns. A wake moves `PARKED -> ACTIVE`
-/// (and then queues it), or sets `NOTIFIED` beside `ACTIVE`; a worker whose park CAS then
-/// fails clears the flag with a swap and runs the goroutine again instead of parking it.
-///
-/// So running and yielding touch no atomic at all; a park is one CAS, a wake one CAS. Every
-/// write to the state after spawn is a read-modify-write (AcqRel), except the final `DONE`:
-/// a waker's writes reach the goroutine through that chain. A goroutine that does not see a
-/// notification in its wait state yet tries to park, finds `NOTIFIED` (an RMW always reads the
-/// latest value), acquires it, and looks again. A `NOTIFIED` left over from a wait that
-/// completed without parking costs one extra turn through the run queue, no more.
-pub(crate) mod state {
-    /// Queued or running: owned by the scheduler.
-    pub(crate) const ACTIVE: u8 = 1;
-    /// Set beside `ACTIVE` when a wake arrived meanwhile.
-    pub(crate) const NOTIFIED: u8 = 2;
-    /// Suspended and in no queue: only a wake makes it runnable again.
-    pub(crate) const PARKED: u8 = 4;
-    /// Finished; will never run again.
-    pub(crate) const DONE: u8 = 8;
-}
-
 /// The part of a goroutine every queue and waker touches.
 pub(crate) struct Header {
-    /// One of [`state`]'s values. Read and written by any thread, with the transitions
-    /// documented there.
-    pub(crate) state: AtomicU8,
+    /// Queued or running, parked, or finished (see [`TaskState`]). Read and written by any
+    /// thread, through its transitions only.
+    pub(crate) state: TaskState,
     /// Set once, by a forced shutdown; read by the goroutine at each suspension point.
     pub(crate) cancelled: AtomicBool,
     /// Who runs the goroutine: the worker that started it, a joiner that ran it inline, or
@@ -123,7 +99,7 @@ unsafe impl Sync for Header {}
 impl Header {
     pub(crate) fn new(shared: *const (), id: u64) -> Header {
         Header {
-            state: AtomicU8::new(state::ACTIVE),
+            state: TaskState::new(),
             cancelled: AtomicBool::new(false),
             home: Home::unclaimed(),
             shared,
@@ -267,7 +243,7 @@ where
 
     fn run_inline(&self, finished: &dyn Fn()) {
         Runnable::run(self, finished);
-        self.header.state.store(state::DONE, Ordering::Release);
+        self.header.state.finish();
     }
 
     fn completion_state(&self) -> &JoinState {

@@ -1,11 +1,10 @@
 //! Making a parked goroutine runnable again, from any thread.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::current;
 use super::shared::Shared;
-use crate::goroutine::task::{Header, Task, TaskRef, state};
+use crate::goroutine::task::{Header, Task, TaskRef};
 use crate::wait::waiter::Wake;
 
 /// Wakes `task`: a parked goroutine is queued on its home worker; one that is queued or
@@ -40,29 +39,9 @@ pub(crate) fn unpark_owned(task: TaskRef) {
 }
 
 /// Marks `task` woken; true if it was parked, so that the caller must queue it.
+#[inline]
 fn was_parked(task: &TaskRef) -> bool {
-    let header = task.header();
-    // Relaxed: only a guess for the CAS below, which reads the real value.
-    let mut current = header.state.load(Ordering::Relaxed);
-    loop {
-        let next = match current {
-            state::PARKED => state::ACTIVE,
-            state::DONE => return false,
-            // Owned by the scheduler. The RMW is needed even when the flag is already set:
-            // the worker's next RMW on `state` reads from it and acquires the caller's writes.
-            other => other | state::NOTIFIED,
-        };
-        // AcqRel: Release publishes the caller's writes to the worker that runs the
-        // goroutine; Acquire pairs with the worker's AcqRel CAS into PARKED, so `home` and the
-        // put-back coroutine are visible here.
-        match header
-            .state
-            .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
-        {
-            Ok(_) => return current == state::PARKED,
-            Err(actual) => current = actual,
-        }
-    }
+    task.header().state.wake()
 }
 
 /// Queues a goroutine that [`was_parked`] moved out of PARKED (so the caller owns scheduling

@@ -11,9 +11,19 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::{self, Thread};
 use std::time::Instant;
+
+// The model checker (`tests/loom`) compiles this file unchanged with loom's atomics and
+// threads: it imports nothing else of the crate but `BlockKind`.
+#[cfg(loom)]
+use crate::shim::{
+    AtomicUsize, Ordering,
+    thread::{self, Thread},
+};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(not(loom))]
+use std::thread::{self, Thread};
 
 use super::block_kind::BlockKind;
 
@@ -224,7 +234,7 @@ impl WaiterQueue {
 }
 
 /// On plain threads only (no runtime), so that Miri can run them.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::testing::{ROUNDS, Unsynced};

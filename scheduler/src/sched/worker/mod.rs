@@ -29,7 +29,7 @@ use super::wake::unpark;
 use crate::goroutine::home::Owner;
 use crate::goroutine::overflow;
 use crate::goroutine::stack::StackPool;
-use crate::goroutine::task::{GoYielder, Header, Suspend, TaskRef, state};
+use crate::goroutine::task::{GoYielder, Header, Suspend, TaskRef};
 use crate::wait::BlockKind;
 use crate::wait::timers::{self, TimerHeap};
 
@@ -299,7 +299,7 @@ impl WorkerLocal {
             return None;
         }
         if self.shared.phase() >= Phase::Cancelling {
-            header.state.store(state::DONE, Ordering::Release);
+            header.state.finish();
             task.cancel(&|| self.count_finished());
             return None;
         }
@@ -375,7 +375,7 @@ impl WorkerLocal {
         ));
         match result {
             Ok(CoroutineResult::Return(())) => {
-                header.state.store(state::DONE, Ordering::Release);
+                header.state.finish();
                 // The goroutine counted itself out (`Task::finish`) before returning.
                 let finished = self.unregister(slot);
                 self.stacks.borrow_mut().give(finished.coro.into_stack());
@@ -420,27 +420,13 @@ impl WorkerLocal {
     /// Marks a goroutine that suspended to park as PARKED, and counts it as blocked (on what it
     /// said it waits for). False if it was woken meanwhile: the caller runs it again.
     fn try_park(&self, header: &Header) -> bool {
-        // AcqRel: Release publishes our writes (the goroutine's, and the worker's) to the
-        // waker that moves it out of PARKED; on failure, Acquire takes what the waker that set
-        // NOTIFIED wrote before.
-        if header
-            .state
-            .compare_exchange(
-                state::ACTIVE,
-                state::PARKED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
+        if header.state.park() {
             // Counted out by this worker when it takes the goroutine back (`push_woken`,
             // `drain_inbox`), which comes after this on this thread.
             // SAFETY: the worker loop of the goroutine's home worker.
             self.stats.parked(unsafe { header.parked_as() });
             return true;
         }
-        // Woken before it finished parking: clear the flag (an RMW, to keep the chain).
-        header.state.swap(state::ACTIVE, Ordering::AcqRel);
         false
     }
 
