@@ -18,21 +18,23 @@ use std::collections::VecDeque;
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
+use crate::block_kind::BlockKind;
 use crate::check;
-use crate::waiter::{Deadline, Waiter};
+use crate::clock::{self, Deadline};
+use crate::waiter::Waiter;
 
 /// A channel's value; deliberately neither `Copy` nor `Clone`.
 #[derive(Debug, PartialEq, Eq)]
 struct Value(u32);
 
 struct Slot {
-    waiter: Arc<Waiter>,
+    waiter: std::sync::Arc<Waiter>,
     token: usize,
     value: Mutex<Option<Value>>,
 }
 
 impl Slot {
-    fn new(waiter: &Arc<Waiter>, token: usize, value: Option<Value>) -> Arc<Slot> {
+    fn new(waiter: &std::sync::Arc<Waiter>, token: usize, value: Option<Value>) -> Arc<Slot> {
         Arc::new(Slot {
             waiter: waiter.clone(),
             token,
@@ -162,7 +164,7 @@ fn remove_slot(queue: &mut VecDeque<Arc<Slot>>, slot: &Arc<Slot>) {
 /// A `select` arm: `RecvOp` or `SendOp`, over the channel state its caller has locked.
 trait Op {
     fn try_complete(&mut self, state: &mut State) -> bool;
-    fn enqueue(&mut self, state: &mut State, waiter: &Arc<Waiter>, token: usize);
+    fn enqueue(&mut self, state: &mut State, waiter: &std::sync::Arc<Waiter>, token: usize);
     fn withdraw(&mut self, state: &mut State);
     fn collect(&mut self);
 }
@@ -183,7 +185,7 @@ impl Op for RecvOp {
         true
     }
 
-    fn enqueue(&mut self, state: &mut State, waiter: &Arc<Waiter>, token: usize) {
+    fn enqueue(&mut self, state: &mut State, waiter: &std::sync::Arc<Waiter>, token: usize) {
         let slot = Slot::new(waiter, token, None);
         state.enqueue_recv(slot.clone());
         self.slot = Some(slot);
@@ -225,7 +227,7 @@ impl Op for SendOp {
         true
     }
 
-    fn enqueue(&mut self, state: &mut State, waiter: &Arc<Waiter>, token: usize) {
+    fn enqueue(&mut self, state: &mut State, waiter: &std::sync::Arc<Waiter>, token: usize) {
         let slot = Slot::new(waiter, token, self.value.take());
         state.enqueue_send(slot.clone());
         self.slot = Some(slot);
@@ -259,10 +261,10 @@ fn select_one(chan: &Chan, op: &mut dyn Op, deadline: &Deadline) -> bool {
     if deadline.passed() {
         return false;
     }
-    let waiter = Waiter::for_current_thread();
+    let waiter = Waiter::for_thread(BlockKind::Other);
     op.enqueue(&mut state, &waiter, 0);
     drop(state);
-    let won = waiter.wait_until_thread(Some(deadline)) == Some(0);
+    let won = clock::wait_thread_until(&waiter, deadline) == Some(0);
     if won {
         op.collect();
     } else {

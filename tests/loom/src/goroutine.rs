@@ -1,7 +1,8 @@
 //! Model of a goroutine's scheduling state and of the worker that parks and runs it.
 //!
-//! Mirrors:
-//! - `goroutine/task.rs`: the `state` constants, `Header::claim`;
+//! Compiles the real `goroutine/state.rs` (the state word and its transitions: `park`,
+//! `wake`, `finish`) and mirrors:
+//! - `goroutine/home.rs`: `Home::claim`;
 //! - `sched/worker.rs`: `WorkerLocal::resume` (the `Suspend::Park` arm: the CAS
 //!   `ACTIVE -> PARKED`, or the swap back to `ACTIVE` and a turn through `ready`; the store of
 //!   `DONE` when the body returns), `WorkerLocal::park` (the final look at the inbox before
@@ -21,20 +22,13 @@
 
 use std::collections::VecDeque;
 
-use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 
 use crate::parker::Parker;
+use crate::task_state::TaskState;
 
-/// `goroutine/task.rs`'s `state` module, same values.
-pub(crate) mod state {
-    pub(crate) const ACTIVE: u8 = 1;
-    pub(crate) const NOTIFIED: u8 = 2;
-    pub(crate) const PARKED: u8 = 4;
-    pub(crate) const DONE: u8 = 8;
-}
-
-/// `task.rs`'s `NO_HOME`.
+/// `home.rs`'s encoding of an unclaimed goroutine.
 const NO_HOME: usize = usize::MAX;
 
 /// The parts of a worker other threads reach (`sched/shared.rs`'s `Remote`).
@@ -54,7 +48,7 @@ impl Remote {
 
 /// A goroutine's `Header`, as far as scheduling goes. The model has one worker, index 0.
 pub(crate) struct Goroutine {
-    pub(crate) state: AtomicU8,
+    pub(crate) state: TaskState,
     home: AtomicUsize,
     /// The home worker's remote; the real code finds it through `Header::shared` and `home`.
     remote: Arc<Remote>,
@@ -64,7 +58,7 @@ impl Goroutine {
     /// A spawned goroutine (`Header::new`): `ACTIVE`, no home yet.
     pub(crate) fn new(remote: &Arc<Remote>) -> Arc<Goroutine> {
         Arc::new(Goroutine {
-            state: AtomicU8::new(state::ACTIVE),
+            state: TaskState::new(),
             home: AtomicUsize::new(NO_HOME),
             remote: remote.clone(),
         })
@@ -98,28 +92,12 @@ pub(crate) fn run(task: &Arc<Goroutine>, mut body: impl FnMut() -> Step) {
         // `WorkerLocal::resume`.
         match body() {
             Step::Return => {
-                // Release as in worker.rs: the goroutine is over.
-                task.state.store(state::DONE, Ordering::Release);
+                task.state.finish();
                 return;
             }
             Step::Park => {
-                if task
-                    .state
-                    // AcqRel/Acquire as in worker.rs: Release publishes `home` and the
-                    // put-back coroutine to the waker that moves it out of PARKED; on failure,
-                    // Acquire takes what the waker that set NOTIFIED wrote before.
-                    .compare_exchange(
-                        state::ACTIVE,
-                        state::PARKED,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_err()
-                {
-                    // AcqRel as in worker.rs: clears NOTIFIED with an RMW, keeping the chain
-                    // of RMWs through which every waker's writes reach the goroutine.
-                    task.state.swap(state::ACTIVE, Ordering::AcqRel);
-                    // Back of `ready`: it runs again.
+                if !task.state.park() {
+                    // Woken meanwhile: back of `ready`, it runs again.
                     continue;
                 }
             }
@@ -142,25 +120,8 @@ pub(crate) fn run(task: &Arc<Goroutine>, mut body: impl FnMut() -> Step) {
 
 /// `sched/wake.rs`'s `unpark`, from a thread that is not the goroutine's home worker.
 pub(crate) fn unpark(task: &Arc<Goroutine>) {
-    // Relaxed as in wake.rs: only a guess for the CAS below.
-    let mut current = task.state.load(Ordering::Relaxed);
-    loop {
-        let next = match current {
-            state::PARKED => state::ACTIVE,
-            state::DONE => return,
-            other => other | state::NOTIFIED,
-        };
-        // AcqRel as in wake.rs: Release publishes the caller's writes to the worker that runs
-        // the goroutine; Acquire pairs with the worker's AcqRel CAS into PARKED, so `home` is
-        // visible here.
-        match task
-            .state
-            .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
-        {
-            Ok(_) if current == state::PARKED => break,
-            Ok(_) => return,
-            Err(actual) => current = actual,
-        }
+    if !task.state.wake() {
+        return;
     }
     // We moved it out of PARKED, so we own queuing it on its home worker.
     // Relaxed as in wake.rs: ordered by the Acquire CAS above.
@@ -173,4 +134,19 @@ pub(crate) fn unpark(task: &Arc<Goroutine>) {
     // The count of wakes of workers asleep for good feeds only the deadlock check,
     // which is not modelled.
     let _ = task.remote.parker.unpark();
+}
+
+/// The real `Waiter`'s goroutine target: wakes the model's goroutine through [`unpark`], as
+/// `crate::sched::wake`'s `Wake` for a task does through the scheduler's `unpark`.
+struct Waker(Arc<Goroutine>);
+
+impl crate::waiter::Wake for Waker {
+    fn wake(self: std::sync::Arc<Self>) {
+        unpark(&self.0);
+    }
+}
+
+/// A waiter target for `task`.
+pub(crate) fn waker(task: &Arc<Goroutine>) -> std::sync::Arc<dyn crate::waiter::Wake> {
+    std::sync::Arc::new(Waker(task.clone()))
 }

@@ -16,6 +16,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicU8, Ordering};
 use loom::thread;
 
+use crate::block_kind::BlockKind;
 use crate::check;
 use crate::waiter::Waiter;
 
@@ -26,7 +27,7 @@ const WAITING: u8 = 2;
 
 struct JoinState {
     state: AtomicU8,
-    waiter: UnsafeCell<Option<Arc<Waiter>>>,
+    waiter: UnsafeCell<Option<std::sync::Arc<Waiter>>>,
 }
 
 impl JoinState {
@@ -58,7 +59,7 @@ impl JoinState {
         if self.is_complete() {
             return;
         }
-        let waiter = Waiter::for_current_thread();
+        let waiter = Waiter::for_thread(BlockKind::Other);
         // SAFETY: only the joiner writes here, and before WAITING nobody else reads it.
         self.waiter
             .with_mut(|w| unsafe { *w = Some(waiter.clone()) });
@@ -69,7 +70,7 @@ impl JoinState {
             drop(self.waiter.with_mut(|w| unsafe { (*w).take() }));
             return;
         }
-        waiter.wait_until_thread(None);
+        waiter.wait_thread_until(None);
         debug_assert!(self.is_complete());
     }
 }

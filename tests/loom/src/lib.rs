@@ -7,10 +7,13 @@
 //!
 //! Goroutines run on corosensei stacks, which loom cannot run, so most protocols are modelled:
 //! each model's module doc names the functions of the scheduler it mirrors, and every atomic
-//! operation in it has the same ordering, in the same sequence, as the real one. Two files are
-//! compiled here unchanged instead: `sched/idle.rs` (the searching/unparked bookkeeping) and
-//! `sched/parker.rs` (a worker's sleep/wake word), which import their atomics, their lock and
-//! `parking_lot_core` from [`shim`] under `cfg(loom)`.
+//! operation in it has the same ordering, in the same sequence, as the real one. Five files are
+//! compiled here unchanged instead, importing their atomics, threads, lock and
+//! `parking_lot_core` from [`shim`] under `cfg(loom)`: `sched/idle.rs` (the searching/unparked
+//! bookkeeping), `sched/parker.rs` (a worker's sleep/wake word), `goroutine/state.rs` (a
+//! goroutine's state word: the worker's park CAS and the waker's CAS), and the wait kernel's
+//! `wait/waiter.rs` (the one-CAS end of every wait, `WaiterQueue`, and a thread's wait) with
+//! `wait/block_kind.rs`. Changing an ordering in those files can fail a model.
 //!
 //! | model | protocol |
 //! |---|---|
@@ -37,9 +40,21 @@ pub(crate) mod idle;
 #[path = "../../../scheduler/src/sched/parker.rs"]
 pub(crate) mod parker;
 
+#[path = "../../../scheduler/src/goroutine/state.rs"]
+pub(crate) mod task_state;
+
 pub(crate) mod goroutine;
 pub(crate) mod queues;
+
+// The real files hold more than the models use.
+#[allow(dead_code)]
+#[path = "../../../scheduler/src/wait/block_kind.rs"]
+pub(crate) mod block_kind;
+#[allow(dead_code)]
+#[path = "../../../scheduler/src/wait/waiter.rs"]
 pub(crate) mod waiter;
+
+pub(crate) mod clock;
 
 mod chan_handoff;
 mod idle_workers;

@@ -13,6 +13,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 
+use crate::block_kind::BlockKind;
 use crate::check;
 use crate::goroutine::{self, Goroutine, Remote, Step};
 use crate::parker::Parker;
@@ -20,7 +21,7 @@ use crate::waiter::{Target, Waiter};
 
 /// A goroutine waiting on `waiter` as every blocking call does (`Waiter::wait_until`'s
 /// goroutine arm without a deadline), run by worker 0; it reads `payload` if notified.
-fn wait_on(task: &Arc<Goroutine>, waiter: &Arc<Waiter>, payload: &Arc<UnsafeCell<u32>>) {
+fn wait_on(task: &Arc<Goroutine>, waiter: &std::sync::Arc<Waiter>, payload: &Arc<UnsafeCell<u32>>) {
     goroutine::run(task, || {
         if waiter.is_waiting() {
             return Step::Park;
@@ -41,7 +42,7 @@ fn notify_reaches_a_goroutine_in_any_state() {
     check(|| {
         let remote = Remote::new();
         let task = Goroutine::new(&remote);
-        let waiter = Waiter::new(Target::Goroutine(task.clone()));
+        let waiter = Waiter::new(Target::Goroutine(goroutine::waker(&task)), BlockKind::Other);
         let payload = Arc::new(UnsafeCell::new(0));
 
         let notifier = {
@@ -66,7 +67,7 @@ fn stale_wake_does_not_hide_a_real_one() {
     check(|| {
         let remote = Remote::new();
         let task = Goroutine::new(&remote);
-        let waiter = Waiter::new(Target::Goroutine(task.clone()));
+        let waiter = Waiter::new(Target::Goroutine(goroutine::waker(&task)), BlockKind::Other);
         let payload = Arc::new(UnsafeCell::new(0));
 
         let stale = {
@@ -94,7 +95,7 @@ fn notify_and_time_out_end_the_wait_once() {
     check(|| {
         let remote = Remote::new();
         let task = Goroutine::new(&remote);
-        let waiter = Waiter::new(Target::Goroutine(task.clone()));
+        let waiter = Waiter::new(Target::Goroutine(goroutine::waker(&task)), BlockKind::Other);
         let payload = Arc::new(UnsafeCell::new(0));
 
         let notifier = {

@@ -4,6 +4,17 @@
 
 pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
 
+/// The thread API `wait/waiter.rs` uses. Loom has no clock: a model's timed wait is made of
+/// the waiter's own operations and a clock thread (`crate::clock`), so `park_timeout` is only
+/// here for the real file to compile, and parks.
+pub(crate) mod thread {
+    pub(crate) use loom::thread::{Thread, current, park};
+
+    pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+        park();
+    }
+}
+
 /// `parking_lot::Mutex`'s API (a `lock` that cannot fail) over loom's mutex.
 pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 

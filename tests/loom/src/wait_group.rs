@@ -11,6 +11,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
+use crate::block_kind::BlockKind;
 use crate::check;
 use crate::waiter::{Waiter, WaiterQueue};
 
@@ -91,7 +92,7 @@ impl WaitGroup {
 
 struct WaitOp<'a> {
     group: &'a Inner,
-    registered: Option<Arc<Waiter>>,
+    registered: Option<std::sync::Arc<Waiter>>,
 }
 
 impl<'a> WaitOp<'a> {
@@ -107,7 +108,7 @@ impl<'a> WaitOp<'a> {
         self.group.count.load(Ordering::Acquire) == 0
     }
 
-    fn enqueue(&mut self, queue: &mut WaiterQueue, waiter: &Arc<Waiter>, token: usize) {
+    fn enqueue(&mut self, queue: &mut WaiterQueue, waiter: &std::sync::Arc<Waiter>, token: usize) {
         queue.push(waiter, token);
         self.registered = Some(waiter.clone());
     }
@@ -129,10 +130,10 @@ fn select_one(op: &mut WaitOp<'_>) -> bool {
     if op.try_complete(&mut queue) {
         return true;
     }
-    let waiter = Waiter::for_current_thread();
+    let waiter = Waiter::for_thread(BlockKind::Other);
     op.enqueue(&mut queue, &waiter, 0);
     drop(queue);
-    let won = waiter.wait_until_thread(None) == Some(0);
+    let won = waiter.wait_thread_until(None) == Some(0);
     if won {
         op.collect();
     } else {
