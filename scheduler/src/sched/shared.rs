@@ -280,14 +280,22 @@ impl Shared {
             .unwrap_or_else(|err| panic!("{err}"))
     }
 
-    /// Admits one more goroutine, or says why not (see `try_spawn`).
+    /// Admits one more goroutine, or says why not (see `try_spawn`). Inline: without
+    /// `max_goroutines` this is a load and two compares on every spawn.
+    #[inline]
     fn admit(&self, wait: bool) -> Result<(), SpawnError> {
         if self.phase() != Phase::Running {
             return Err(SpawnError::ShuttingDown);
         }
-        let Some(admission) = &self.admission else {
-            return Ok(());
-        };
+        match &self.admission {
+            None => Ok(()),
+            Some(admission) => self.admit_through(admission, wait),
+        }
+    }
+
+    /// [`admit`](Self::admit) with `max_goroutines`: takes a permit from the gate, waiting for
+    /// one if `wait`.
+    fn admit_through(&self, admission: &Admission, wait: bool) -> Result<(), SpawnError> {
         // Given back in `goroutine_finished`, when this goroutine ends.
         if !admission.try_admit() {
             if !wait {
