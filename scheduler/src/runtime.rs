@@ -351,7 +351,7 @@ impl Runtime {
     /// Goroutines still unfinished at the deadline are cancelled: those that never started are
     /// dropped, and those blocked in this crate's primitives are unwound from their suspension
     /// point (their destructors run; their `join` returns `Err` with a
-    /// [`Cancelled`](crate::wait::Cancelled) payload). A goroutine busy in code that never yields or
+    /// [`Cancelled`](crate::Cancelled) payload). A goroutine busy in code that never yields or
     /// blocks cannot be interrupted: the call waits for it to reach a suspension point. (A
     /// loop that calls [`checkpoint`](crate::checkpoint) reaches one within about a time
     /// slice, and is unwound there.)
@@ -498,7 +498,7 @@ impl ShutdownError {
     /// How many [`spawn_blocking`](crate::spawn_blocking) jobs were unfinished, running or
     /// queued, when the shutdown stopped waiting for them: at the deadline, or after the
     /// cancellation of the goroutines if that came later. The queued ones were dropped
-    /// without running (their `join` returns `Err` with a [`Cancelled`](crate::wait::Cancelled)
+    /// without running (their `join` returns `Err` with a [`Cancelled`](crate::Cancelled)
     /// payload); the running ones could not be interrupted, and the shutdown waited for them.
     pub fn remaining_blocking(&self) -> usize {
         self.blocking

@@ -55,7 +55,7 @@ pub(crate) trait Runnable: Wake + Send + Sync + 'static {
     /// shows in `num_goroutines`.
     fn run(&self, finished: &dyn Fn());
     /// Drops the closure of a goroutine that never started and publishes
-    /// [`Cancelled`](crate::wait::Cancelled) as its result (shutdown past its deadline);
+    /// [`Cancelled`](crate::Cancelled) as its result (shutdown past its deadline);
     /// `finished` as for [`run`](Self::run).
     fn cancel(&self, finished: &dyn Fn());
 }

@@ -23,6 +23,17 @@ struct GateState {
     waiters: WaiterQueue,
 }
 
+impl GateState {
+    /// Takes a free permit, unless spawners already wait for one (first come, first served).
+    fn take_free(&mut self) -> bool {
+        if self.free > 0 && self.waiters.is_empty() {
+            self.free -= 1;
+            return true;
+        }
+        false
+    }
+}
+
 impl Admission {
     /// A gate admitting `limit` goroutines at once.
     pub(crate) fn new(limit: usize) -> Admission {
@@ -36,12 +47,7 @@ impl Admission {
 
     /// Takes a permit if one is free and nobody waits for one.
     pub(crate) fn try_admit(&self) -> bool {
-        let mut state = self.state.lock();
-        if state.free > 0 && state.waiters.is_empty() {
-            state.free -= 1;
-            return true;
-        }
-        false
+        self.state.lock().take_free()
     }
 
     /// Takes a permit, parking the calling goroutine (or blocking the calling thread) until a
@@ -49,8 +55,7 @@ impl Admission {
     pub(crate) fn admit(&self) {
         let waiter = {
             let mut state = self.state.lock();
-            if state.free > 0 && state.waiters.is_empty() {
-                state.free -= 1;
+            if state.take_free() {
                 return;
             }
             let waiter = Waiter::for_current(BlockKind::Sync);

@@ -2,8 +2,10 @@
 //! not. This is the only thread-local state of the scheduler.
 //!
 //! A started goroutine never leaves its worker thread, so a pointer read here stays valid for
-//! the goroutine across its suspensions. The accessors are `#[inline(never)]` all the same, so
-//! that no caller caches a thread-local address across a stack switch (llvm-project#98479).
+//! the goroutine across its suspensions. The thread-local is read out of line all the same
+//! (`worker_ptr`), so that no caller caches its address across a stack switch
+//! (llvm-project#98479), and the worker is handed out only for the length of a closure
+//! ([`with_worker`], [`with_shared`]).
 
 use std::cell::{Cell, UnsafeCell};
 use std::panic;
@@ -124,10 +126,10 @@ pub(crate) fn can_run_inline(shared: *const ()) -> bool {
 /// be called inside a goroutine.
 ///
 /// Does not unwind a cancelled goroutine: the caller looks at the goroutine's
-/// [`Header::is_cancelled`] (before it parks and after each return), ends its wait if nobody granted it anything yet, and only
-/// then unwinds with [`unwind_cancelled`]. A wait that was granted (a lock handed over, a
-/// permit, a value) completes normally, and the goroutine unwinds at its next suspension
-/// point instead: cancellation is sticky.
+/// [`Header::is_cancelled`] (before it parks and after each return), ends its wait if nobody
+/// granted it anything yet, and only then unwinds with [`unwind_cancelled`]. A wait that was
+/// granted (a lock handed over, a permit, a value) completes normally, and the goroutine
+/// unwinds at its next suspension point instead: cancellation is sticky.
 pub(crate) fn park_current(kind: BlockKind) {
     // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
     // holds for the whole resume.
@@ -158,8 +160,9 @@ pub(crate) fn unwind_cancelled() -> ! {
 /// Suspends the running goroutine like [`park_current`], with `lock` held: its worker puts
 /// its reference to the goroutine in `keeper`, then releases the lock once the goroutine is
 /// parked, so whoever takes the lock next and finds the goroutine waiting can wake it at once
-/// (with the reference from `keeper`). Unlike `park_current`, a cancelled goroutine does not
-/// unwind here: the caller cleans up first, then calls [`continue_cancellation`].
+/// (with the reference from `keeper`). As with `park_current`, a cancelled goroutine does not
+/// unwind here: its worker does not park it (it comes back at once), and the caller withdraws
+/// its wait, then calls [`continue_cancellation`].
 /// Must be called inside a goroutine that may suspend, with `lock` locked and `keeper` empty.
 pub(crate) fn park_current_unlocking(
     lock: &RawLock,
@@ -171,9 +174,9 @@ pub(crate) fn park_current_unlocking(
     // SAFETY: the goroutine's own header, on its home thread.
     unsafe { header.set_parked_as(kind) };
     let handover = Handover { lock, keeper };
-    // SAFETY: as in `suspend`. The lock and the keeper outlive the suspension: the
-    // caller borrows them for this whole call, and the worker is done with both before
-    // anything can resume us.
+    // SAFETY: as in `park_current`: the running goroutine suspends itself through its own
+    // yielder. The lock and the keeper outlive the suspension: the caller borrows them for
+    // this whole call, and the worker is done with both before anything can resume us.
     unsafe { header.yielder() }.suspend(Suspend::ParkUnlocking(handover));
 }
 

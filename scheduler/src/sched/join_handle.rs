@@ -61,7 +61,7 @@ impl<T> JoinHandle<T> {
     ///
     /// A goroutine that was still blocked when
     /// [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout) ran out of time is
-    /// unwound, and its `join` returns `Err` with a [`Cancelled`](crate::wait::Cancelled) payload.
+    /// unwound, and its `join` returns `Err` with a [`Cancelled`](crate::Cancelled) payload.
     pub fn join(self) -> thread::Result<T> {
         self.run_inline_if_unstarted();
         // A blocking job's handle waits for the pool, a goroutine's for the goroutine.

@@ -141,16 +141,30 @@ impl Plan {
     }
 
     fn lock(&self, ops: &[&mut dyn Selectable]) {
-        for &i in &self.locks {
-            ops[i].lock().lock();
-        }
+        lock_all(ops, &self.locks);
     }
 
     fn unlock(&self, ops: &[&mut dyn Selectable]) {
-        for &i in self.locks.iter().rev() {
-            // SAFETY: `lock` took exactly these locks, once each.
-            unsafe { ops[i].lock().unlock() };
-        }
+        // SAFETY: `lock` took exactly these locks, once each.
+        unsafe { unlock_all(ops, &self.locks) };
+    }
+}
+
+/// Takes the locks of `ops` named by `locks` (distinct, in address order).
+fn lock_all(ops: &[&mut dyn Selectable], locks: &[usize]) {
+    for &i in locks {
+        ops[i].lock().lock();
+    }
+}
+
+/// Releases what [`lock_all`] took, in reverse order.
+///
+/// # Safety
+/// The caller holds exactly these locks, taken by `lock_all` with the same `locks`.
+unsafe fn unlock_all(ops: &[&mut dyn Selectable], locks: &[usize]) {
+    for &i in locks.iter().rev() {
+        // SAFETY: held by the caller (contract).
+        unsafe { ops[i].lock().unlock() };
     }
 }
 
@@ -202,16 +216,12 @@ impl<'a, 'b> Registered<'a, 'b> {
     }
 
     fn lock(&self) {
-        for &i in self.locks {
-            self.ops[i].lock().lock();
-        }
+        lock_all(self.ops, self.locks);
     }
 
     fn unlock(&self) {
-        for &i in self.locks.iter().rev() {
-            // SAFETY: `lock` took exactly these locks, once each.
-            unsafe { self.ops[i].lock().unlock() };
-        }
+        // SAFETY: `lock` took exactly these locks, once each.
+        unsafe { unlock_all(self.ops, self.locks) };
     }
 
     /// Collects the outcome of the arm that won, if one did, and withdraws the others. A

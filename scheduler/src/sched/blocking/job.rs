@@ -15,7 +15,7 @@ use crate::sched::spawn_error::SpawnError;
 pub(super) trait Job: Send + Sync {
     /// Runs the closure and publishes its result. Called once, by the thread that dequeued it.
     fn run(&self);
-    /// Drops the closure unstarted and publishes [`Cancelled`](crate::wait::Cancelled) as its
+    /// Drops the closure unstarted and publishes [`Cancelled`](crate::Cancelled) as its
     /// result. Called once, by the shutdown that dequeued it.
     fn cancel(&self);
 }

@@ -26,7 +26,7 @@
 //! - **Shutdown** ([`Pool::close_and_join`]) comes after every goroutine has finished, so no
 //!   job can be submitted any more (only goroutines and `Runtime` handles submit). It waits for
 //!   the running and queued jobs, up to the shutdown's deadline; past it, queued jobs are
-//!   dropped unstarted and their `join` returns [`Cancelled`](crate::wait::Cancelled). A running job
+//!   dropped unstarted and their `join` returns [`Cancelled`](crate::Cancelled). A running job
 //!   cannot be interrupted: the shutdown joins its thread when it returns. So no pool thread
 //!   outlives its runtime, except in a runtime dropped by its own goroutine or blocking job
 //!   (detached), whose pool [`close`](Pool::close)s when its last goroutine finishes and whose

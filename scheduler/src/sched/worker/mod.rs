@@ -38,7 +38,7 @@ use queues::{RunQueues, Sources};
 use started::Registry;
 
 /// The worker's own state. Lives on the worker thread's stack for the thread's whole life;
-/// reached from goroutines through [`current::current_worker`]. Interior mutability only:
+/// reached from goroutines through [`current::with_worker`]. Interior mutability only:
 /// goroutine code (spawn, wake) and the loop both touch it, never at the same time, and no
 /// borrow is held across a resume.
 pub(crate) struct WorkerLocal {
@@ -54,7 +54,7 @@ pub(crate) struct WorkerLocal {
     /// Timers set by this worker's goroutines; fired by this worker between goroutines.
     timers: RefCell<TimerHeap>,
     searching: Cell<bool>,
-    /// Whether this worker has already reacted to the CANCELLING phase.
+    /// Whether this worker has already reacted to the `Cancelling` phase.
     cancel_seen: Cell<bool>,
     rng: Cell<u64>,
     /// Goroutine ids and stack reservations taken in blocks.
@@ -261,7 +261,7 @@ impl WorkerLocal {
     /// Resumes `task` (starting it if it is new) until it finishes, yields or parks.
     fn run_task(&self, task: TaskRef) {
         let header = task.header();
-        // Queued means ACTIVE: running it changes no state (see the `state` module). A
+        // Queued means ACTIVE: running it changes no state (see `goroutine/state.rs`). A
         // goroutine whose home is this worker was started here (started goroutines are only
         // queued on their home worker); any other has not started (Relaxed: we wrote `home`
         // ourselves if so; otherwise `start` decides by CAS).
@@ -309,7 +309,7 @@ impl WorkerLocal {
                 // A stack is reserved for every admitted goroutine (`Shared::try_spawn`), so
                 // the arena could only not map more because the free stacks sit in workers'
                 // caches: have them handed back, and start this one later. Un-claim it first
-                // (its closure is untouched); Release: a later claimer sees NO_HOME.
+                // (its closure is untouched).
                 header.home.unclaim();
                 self.shared.injector.push(task.clone());
                 self.shared.request_stack_flush();
@@ -376,7 +376,8 @@ impl WorkerLocal {
         match result {
             Ok(CoroutineResult::Return(())) => {
                 header.state.finish();
-                // The goroutine counted itself out (`Task::finish`) before returning.
+                // The goroutine counted itself out (`count_finished_here`, called by
+                // `Completion::run`) before returning.
                 let finished = self.unregister(slot);
                 self.stacks.borrow_mut().give(finished.coro.into_stack());
             }
@@ -394,18 +395,15 @@ impl WorkerLocal {
                 // not parked: it runs again, finds its wait incomplete, withdraws and unwinds.
                 // Cancellation is sticky. (A `Park` comes from a `Waiter`, which checks the
                 // flag itself before parking.)
-                let kept = if !header.is_cancelled() && self.try_park(header) {
-                    task
-                } else {
+                if header.is_cancelled() || !self.try_park(header) {
                     self.queues.push_ready(task.clone());
-                    task
-                };
+                }
                 // SAFETY: the goroutine suspended holding this lock, with this empty keeper,
                 // and handed both to us (`park_current_unlocking`); they live as long as that
                 // call, which cannot return before the goroutine is resumed, which happens
                 // after this. Nobody else touches the keeper before the lock is released.
                 unsafe {
-                    *(*handover.keeper).get() = Some(kept);
+                    *(*handover.keeper).get() = Some(task);
                     (*handover.lock).unlock();
                 }
             }

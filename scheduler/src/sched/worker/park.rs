@@ -9,9 +9,9 @@ use crate::sched::parker::Parker;
 use crate::sched::shared::Phase;
 
 impl WorkerLocal {
-    /// Sleeps until there may be work (the protocol is in [`super::idle`]). Returns false if
-    /// this is a spare worker that retired instead: it has no started goroutine left to wait
-    /// for, and found no work in its final look (see [`super::spare`]).
+    /// Sleeps until there may be work (the protocol is in [`crate::sched::idle`]). Returns
+    /// false if this is a spare worker that retired instead: it has no started goroutine left
+    /// to wait for, and found no work in its final look (see [`crate::sched::spare`]).
     // Out of line: the worker loop around it is the hot path of every yield and wake, and
     // parking is the slow path that follows a fruitless search anyway.
     #[inline(never)]

@@ -9,7 +9,7 @@ use crate::goroutine::home::Owner;
 use crate::goroutine::task::TaskRef;
 
 impl WorkerLocal {
-    /// Looks for work in other workers' deques, as a searcher (see [`super::idle`]).
+    /// Looks for work in other workers' deques, as a searcher (see [`crate::sched::idle`]).
     pub(super) fn search(&self) -> Option<TaskRef> {
         if self.shared.steal_slots() == 1 {
             return None;
