@@ -65,6 +65,7 @@ pub mod chan;
 pub mod context;
 mod goroutine;
 mod metrics;
+pub mod net;
 mod runtime;
 mod sched;
 mod select;

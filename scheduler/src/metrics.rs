@@ -144,6 +144,9 @@ pub struct BlockedGoroutines {
     pub blocking: usize,
     /// In a `select!` that has no ready arm.
     pub select: usize,
+    /// On a socket or other file descriptor that is not ready (`scheduler::net`): a read,
+    /// write, accept or connect, and their deadline and context variants.
+    pub io: usize,
     /// Anywhere else.
     pub other: usize,
 }
@@ -159,6 +162,7 @@ impl BlockedGoroutines {
             + self.blocking
             + self.select
             + self.other
+            + self.io
     }
 
     fn from_counts(counts: &[usize; BLOCK_KINDS]) -> BlockedGoroutines {
@@ -171,6 +175,7 @@ impl BlockedGoroutines {
             join: n(BlockKind::Join),
             blocking: n(BlockKind::Blocking),
             select: n(BlockKind::Select),
+            io: n(BlockKind::Io),
             other: n(BlockKind::Other),
         }
     }
@@ -283,8 +288,8 @@ impl fmt::Display for Metrics {
         writeln!(
             f,
             "blocked on: channel {}, sync {}, wait group {}, timer {}, join {}, blocking job {}, \
-             select {}, other {}",
-            b.channel, b.sync, b.wait_group, b.timer, b.join, b.blocking, b.select, b.other
+             select {}, io {}, other {}",
+            b.channel, b.sync, b.wait_group, b.timer, b.join, b.blocking, b.select, b.io, b.other
         )?;
         writeln!(
             f,

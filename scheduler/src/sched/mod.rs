@@ -7,6 +7,8 @@
 //!   thread is running: its worker, its goroutine; suspending it), [`wake`] (making a parked
 //!   goroutine runnable), [`wait`] (how a goroutine waits on a kernel waiter), [`timers`]
 //!   (setting a timer where the caller runs), [`join_handle`] (waiting for a goroutine);
+//! * I/O: [`io`] (each worker's readiness poller, and the registrations of file descriptors
+//!   with them);
 //! * sharing work: [`shared`] (what workers share, the spawn path), [`idle`] (who searches,
 //!   who sleeps, and why no wakeup is lost), [`parker`] (one worker's sleep), [`admission`]
 //!   (the `max_goroutines` gate);
@@ -22,6 +24,7 @@ pub(crate) mod config;
 pub(crate) mod current;
 pub(crate) mod deadlock;
 pub(crate) mod idle;
+pub(crate) mod io;
 pub(crate) mod join_handle;
 pub(crate) mod monitor;
 pub(crate) mod parker;

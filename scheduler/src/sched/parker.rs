@@ -23,6 +23,10 @@ const PARKED: u8 = 1;
 const NOTIFIED: u8 = 2;
 /// Parked with no deadline: only an unpark wakes it (see [`super::deadlock`]).
 const PARKED_FOREVER: u8 = 3;
+/// Added to `PARKED` or `PARKED_FOREVER` while the owner sleeps in its readiness poller
+/// ([`park_polling`](Parker::park_polling)) instead of on the futex: an unpark wakes the
+/// poller then.
+const POLLING: u8 = 4;
 
 /// One worker's sleep/wake word. Parked only by its owner; unparked by anyone.
 pub(crate) struct Parker {
@@ -101,6 +105,47 @@ impl Parker {
         }
     }
 
+    /// [`park`](Self::park) for an owner that sleeps in a readiness poller: `sleep` blocks
+    /// in the poller until its timeout (the caller's deadline), an I/O event, or the poller's
+    /// wake, which [`unpark_with`](Self::unpark_with) calls for an owner parked here. Returns
+    /// at once if an unpark came since the last park returned. `forever` says that only an
+    /// unpark can end the sleep (no deadline, and no goroutine of the owner waits for I/O):
+    /// then `on_sleep_forever` runs first, as for `park`.
+    #[cfg_attr(loom, allow(dead_code))] // the poller is not modelled
+    pub(crate) fn park_polling(
+        &self,
+        forever: bool,
+        on_sleep_forever: impl FnOnce(),
+        sleep: impl FnOnce(),
+    ) {
+        // Acquire: as in `park`.
+        if self
+            .state
+            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+        let parked = POLLING | if forever { PARKED_FOREVER } else { PARKED };
+        if self
+            .state
+            // SeqCst: as in `park` (the deadlock check reads the mark).
+            .compare_exchange(EMPTY, parked, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            self.state.swap(EMPTY, Ordering::Acquire);
+            return;
+        }
+        if forever {
+            on_sleep_forever();
+        }
+        // An unpark from here on wakes the poller (or makes its next wait return at once):
+        // the sleep cannot miss it. Whatever ended it, go back to EMPTY, consuming a
+        // notification (Acquire: what the notifier published is visible).
+        sleep();
+        self.state.swap(EMPTY, Ordering::Acquire);
+    }
+
     /// Whether an unpark came since the last `park` returned (the next `park` returns at
     /// once). A hint for the owner's spin before it parks.
     #[cfg_attr(loom, allow(dead_code))] // the spin is not modelled: `park` decides
@@ -114,24 +159,34 @@ impl Parker {
     #[cfg_attr(loom, allow(dead_code))] // only the deadlock check uses it; not modelled
     pub(crate) fn is_parked_forever(&self) -> bool {
         // SeqCst: see `park`.
-        self.state.load(Ordering::SeqCst) == PARKED_FOREVER
+        self.state.load(Ordering::SeqCst) & !POLLING == PARKED_FOREVER
     }
 
     /// Wakes the owner if it sleeps in [`park`](Self::park), or makes its next `park` return.
     /// Returns true if the owner slept with no deadline: the caller counts that wake for the
     /// deadlock check ([`Deadlock::count_wake`](super::deadlock::Deadlock::count_wake)).
+    #[cfg(any(test, loom))]
     #[must_use = "a wake of a worker asleep for good must be counted"]
     pub(crate) fn unpark(&self) -> bool {
+        self.unpark_with(|| {})
+    }
+
+    /// [`unpark`](Self::unpark), calling `wake_poller` if the owner sleeps in
+    /// [`park_polling`](Self::park_polling).
+    #[must_use = "a wake of a worker asleep for good must be counted"]
+    pub(crate) fn unpark_with(&self, wake_poller: impl FnOnce()) -> bool {
         // SeqCst: Release publishes the work handed over before this call (pairs with park's
         // Acquire); the deadlock check needs the total order (see `park`).
         let previous = self.state.swap(NOTIFIED, Ordering::SeqCst);
-        if previous == PARKED || previous == PARKED_FOREVER {
+        if previous & POLLING != 0 {
+            wake_poller();
+        } else if previous == PARKED || previous == PARKED_FOREVER {
             // SAFETY: same key as park; the callback does not call into parking_lot.
             unsafe {
                 parking_lot_core::unpark_one(self.key(), |_| DEFAULT_UNPARK_TOKEN);
             }
         }
-        previous == PARKED_FOREVER
+        previous & !POLLING == PARKED_FOREVER
     }
 }
 

@@ -1,8 +1,8 @@
 //! What all workers of one runtime share: the global queue, each worker's stealer, inbox and
 //! parker, the idle bookkeeping, and the goroutine count that shutdown waits on.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crossbeam_deque::{Injector, Stealer, Worker};
@@ -13,6 +13,7 @@ use super::config::Config;
 use super::current;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
+use super::io::poller::Poller;
 use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
 use super::spare::Spares;
@@ -61,6 +62,10 @@ pub(crate) struct Remote {
     pub(crate) inbox: Injector<TaskRef>,
     /// Wakes the worker when it sleeps.
     pub(crate) parker: Parker,
+    /// The worker's readiness poller, made when one of its goroutines first waits for I/O
+    /// (a runtime without sockets has none); the worker sleeps in it while such a wait is
+    /// open, and an unpark then wakes the poller.
+    pub(crate) poller: OnceLock<Arc<Poller>>,
     /// The worker's share of the goroutine count.
     pub(crate) counts: Counts,
     /// The worker's counters for [`Runtime::metrics`](crate::Runtime::metrics); the worker
@@ -176,6 +181,7 @@ impl Shared {
                 stealer,
                 inbox: Injector::new(),
                 parker: Parker::new(),
+                poller: OnceLock::new(),
                 counts: Counts::default(),
                 stats: Arc::default(),
                 activity: Arc::default(),
@@ -358,7 +364,12 @@ impl Shared {
 
     /// Wakes worker `index` if it sleeps (or makes its next sleep return at once).
     pub(crate) fn unpark_worker(&self, index: usize) {
-        if self.remotes[index].parker.unpark() {
+        let remote = &self.remotes[index];
+        if remote.parker.unpark_with(|| {
+            if let Some(poller) = remote.poller.get() {
+                poller.wake();
+            }
+        }) {
             self.deadlock.count_wake();
         }
     }

@@ -22,7 +22,9 @@ pub(crate) enum BlockKind {
     Blocking = 6,
     /// Anything else.
     Other = 7,
+    /// A socket or other file descriptor that is not ready (`scheduler::net`).
+    Io = 8,
 }
 
 /// How many [`BlockKind`]s there are.
-pub(crate) const BLOCK_KINDS: usize = 8;
+pub(crate) const BLOCK_KINDS: usize = 9;

@@ -28,6 +28,7 @@ const LAYERS: &[&str] = &[
     "select",
     "chan",
     "context",
+    "net",
     "time",
     "sync",
     "metrics",

@@ -22,6 +22,7 @@ use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Injector, Stealer, Worker};
 
 use super::current;
+use super::io::poller::Poller;
 use super::monitor::{self, Activity};
 use super::shared::{Phase, Shared};
 use super::stats::WorkerStats;
@@ -71,7 +72,15 @@ pub(crate) struct WorkerLocal {
     epoch: Cell<u64>,
     /// This worker's `Remote::activity`: what it publishes to the monitor.
     activity: Arc<Activity>,
+    /// Turns of the loop since the last poll for readiness without blocking (see
+    /// [`poll_io`](Self::poll_io)).
+    io_tick: Cell<u32>,
 }
+
+/// Every this many turns of its loop, a worker with goroutines waiting for I/O polls for
+/// readiness without blocking, so that a worker that never runs out of work still delivers
+/// it (as Go's scheduler checks the network every 61st schedule).
+const IO_POLL_INTERVAL: u32 = 61;
 
 impl WorkerLocal {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<TaskRef>) -> WorkerLocal {
@@ -95,6 +104,7 @@ impl WorkerLocal {
             awake_since: Cell::new(0),
             epoch: Cell::new(activity.first_epoch()),
             activity,
+            io_tick: Cell::new(0),
         }
     }
 
@@ -123,6 +133,39 @@ impl WorkerLocal {
             .borrow()
             .as_ref()
             .map(|t| t.header() as *const Header)
+    }
+
+    /// This worker's readiness poller, made at the first call: only goroutines of this worker
+    /// (running on its thread) call this, so nobody races the making.
+    pub(crate) fn poller(&self) -> std::io::Result<Arc<Poller>> {
+        let slot = &self.shared.remotes[self.index].poller;
+        if let Some(poller) = slot.get() {
+            return Ok(poller.clone());
+        }
+        let poller = Poller::new()?;
+        Ok(slot.get_or_init(|| poller).clone())
+    }
+
+    /// Polls this worker's poller without blocking if one of its goroutines waits for I/O,
+    /// making the goroutines whose descriptors are ready runnable here. Returns whether any
+    /// descriptor was reported.
+    fn poll_io(&self) -> bool {
+        match self.shared.remotes[self.index].poller.get() {
+            Some(poller) if poller.has_waiters() => {
+                poller.poll(Some(std::time::Duration::ZERO)) > 0
+            }
+            _ => false,
+        }
+    }
+
+    /// [`poll_io`](Self::poll_io) every [`IO_POLL_INTERVAL`] turns of the loop.
+    #[inline]
+    fn poll_io_now_and_then(&self) {
+        let tick = self.io_tick.get().wrapping_add(1);
+        self.io_tick.set(tick);
+        if tick.is_multiple_of(IO_POLL_INTERVAL) {
+            self.poll_io();
+        }
     }
 
     /// This worker's timers. Borrow briefly: never across a resume or a timer's action.
@@ -201,6 +244,7 @@ impl WorkerLocal {
                 self.cancel_started();
             }
             timers::fire_due(&self.timers);
+            self.poll_io_now_and_then();
             if self.shared.stack_flush_requested() {
                 self.stacks.borrow_mut().flush();
             }
@@ -210,6 +254,11 @@ impl WorkerLocal {
                 // woken for new work, and none could start searching).
                 self.stop_searching();
                 self.run_task(task);
+                continue;
+            }
+            // Out of local work: readiness first (it makes goroutines of this worker
+            // runnable, which only it can run), then other workers' goroutines.
+            if self.poll_io() {
                 continue;
             }
             if let Some(task) = self.search() {

@@ -52,12 +52,27 @@ impl WorkerLocal {
                 .stats
                 .asleep(self.awake_since.get(), self.busy_ns.get(), true);
             self.busy_ns.set(busy);
-            spin_until_notified(&remote.parker);
-            remote.parker.park(next_timer, || {
+            let on_sleep_forever = || {
                 if deadlock::all_asleep(shared) {
                     shared.deadlock.stalled();
                 }
-            });
+            };
+            match remote.poller.get() {
+                // A goroutine of ours waits for I/O: sleep in the poller, which its readiness
+                // (or an unpark) ends. Not forever: the peer may still write. No spin: the
+                // event is the likelier wake, and the poller sees it at once.
+                Some(poller) if poller.has_waiters() => {
+                    remote.parker.park_polling(false, on_sleep_forever, || {
+                        let timeout =
+                            next_timer.map(|t| t.saturating_duration_since(Instant::now()));
+                        poller.poll(timeout);
+                    });
+                }
+                _ => {
+                    spin_until_notified(&remote.parker);
+                    remote.parker.park(next_timer, on_sleep_forever);
+                }
+            }
             self.awake_since.set(self.stats.awake(busy));
         }
         let woken_as_searcher = shared.idle.after_wake(self.index);

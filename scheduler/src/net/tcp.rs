@@ -1,0 +1,507 @@
+//! TCP: [`TcpListener`] and [`TcpStream`], std's API with waits that park the goroutine.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+
+use super::addr::{ToSocketAddrs, each_addr};
+use super::source::Source;
+use crate::context::Context;
+use crate::sched::io::registration::Direction::{Read as R, Write as W};
+
+/// The listen backlog of [`TcpListener::bind`] (tokio's; Linux caps it at `somaxconn`).
+const BACKLOG: i32 = 1024;
+
+/// A TCP socket server, listening for connections: [`std::net::TcpListener`] whose
+/// [`accept`](Self::accept) parks the calling goroutine until a connection comes (a plain
+/// thread blocks).
+///
+/// # Examples
+///
+/// An echo server and a client, one goroutine each:
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use scheduler::net::{TcpListener, TcpStream};
+///
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// rt.block_on(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let server = scheduler::spawn(move || {
+///         let (mut conn, _) = listener.accept().unwrap();
+///         let mut buf = [0; 5];
+///         conn.read_exact(&mut buf).unwrap();
+///         conn.write_all(&buf).unwrap();
+///     });
+///     let mut client = TcpStream::connect(addr).unwrap();
+///     client.write_all(b"hello").unwrap();
+///     let mut reply = [0; 5];
+///     client.read_exact(&mut reply).unwrap();
+///     assert_eq!(&reply, b"hello");
+///     server.join().unwrap();
+/// });
+/// ```
+pub struct TcpListener {
+    source: Source<std::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first of its addresses that works) and listens, with
+    /// `SO_REUSEADDR` set, as std's `bind` does. Port 0 picks a free port.
+    ///
+    /// # Errors
+    ///
+    /// The resolver's or the system calls' (`AddrInUse`, ...).
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(&addr, |addr| {
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM.nonblocking(),
+                Some(Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&(*addr).into())?;
+            socket.listen(BACKLOG)?;
+            Ok(TcpListener {
+                source: Source::new(socket.into()),
+            })
+        })
+    }
+
+    /// Accepts a connection, parking until one comes.
+    ///
+    /// # Errors
+    ///
+    /// The system call's (`EMFILE` when out of descriptors, ...). For a bounded wait, use
+    /// [`accept_ctx`](Self::accept_ctx) with a context that has a deadline.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.accept_with(None)
+    }
+
+    /// [`accept`](Self::accept), unless `ctx` ends first: then its error (kind `TimedOut`
+    /// for a deadline, `Other` for a cancellation; [`super::context_error`] gets it back).
+    pub fn accept_ctx(&self, ctx: &Context) -> io::Result<(TcpStream, SocketAddr)> {
+        self.accept_with(Some(ctx))
+    }
+
+    fn accept_with(&self, ctx: Option<&Context>) -> io::Result<(TcpStream, SocketAddr)> {
+        let (fd, addr) = self
+            .source
+            .run(R, ctx, |listener| accept_nonblocking(listener.as_raw_fd()))?;
+        let addr = addr.as_socket().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP address")
+        })?;
+        Ok((TcpStream::from_owned(fd), addr))
+    }
+
+    /// An endless iterator of [`accept`](Self::accept)ed connections.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// With `true`, `accept` fails with `WouldBlock` instead of waiting (std's meaning);
+    /// `false` restores waiting. The socket itself is always non-blocking underneath.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.source.get_ref().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.source.get_ref().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// A second handle to the same socket (a duplicated descriptor).
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        let clone = TcpListener {
+            source: Source::new(self.source.get_ref().try_clone()?),
+        };
+        self.source.copy_settings_to(&clone.source);
+        Ok(clone)
+    }
+
+    /// The std listener, in blocking mode again.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        let listener = self.source.into_inner();
+        listener.set_nonblocking(false)?;
+        Ok(listener)
+    }
+}
+
+/// Takes a std listener (in any mode) over; it is put in non-blocking mode underneath.
+impl TryFrom<std::net::TcpListener> for TcpListener {
+    type Error = io::Error;
+
+    fn try_from(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            source: Source::new(listener),
+        })
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`]: never ends, yields each accept's result.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}
+
+/// `accept4` with the new descriptor non-blocking and close-on-exec: one system call.
+fn accept_nonblocking(fd: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
+    // SAFETY: `try_init` hands a zeroed storage and its length; accept4 writes at most that
+    // many bytes there and the real length back. The descriptor it returns is new and ours.
+    unsafe {
+        SockAddr::try_init(|storage, len| {
+            let new = libc::accept4(
+                fd,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if new < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(OwnedFd::from_raw_fd(new))
+            }
+        })
+    }
+}
+
+/// A TCP connection: [`std::net::TcpStream`] whose reads, writes and connect park the calling
+/// goroutine while the socket is not ready (a plain thread blocks).
+///
+/// `Read` and `Write` are implemented for `&TcpStream` too, so a reader goroutine and a
+/// writer goroutine can share one connection (in an `Arc`). Beyond std, as Go's `net.Conn`:
+/// deadlines ([`set_deadline`](Self::set_deadline)), which also end waits already under way,
+/// and `_ctx` variants that return when a [`Context`] ends.
+///
+/// See [`TcpListener`] for an example.
+pub struct TcpStream {
+    source: Source<std::net::TcpStream>,
+}
+
+impl TcpStream {
+    fn from_owned(fd: OwnedFd) -> TcpStream {
+        TcpStream {
+            source: Source::new(std::net::TcpStream::from(fd)),
+        }
+    }
+
+    /// Connects to `addr`, trying each of its addresses in turn, parking while the handshake
+    /// is under way.
+    ///
+    /// # Errors
+    ///
+    /// The last address's: `ConnectionRefused` for a closed port, and so on.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(&addr, |addr| TcpStream::connect_addr(addr, None, None))
+    }
+
+    /// Connects to one address, failing with `TimedOut` if the handshake takes longer than
+    /// `timeout` (std's `connect_timeout`; a zero time-out is an error).
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        TcpStream::connect_addr(addr, Instant::now().checked_add(timeout), None)
+    }
+
+    /// [`connect`](Self::connect), unless `ctx` ends first: then its error (kind `TimedOut`
+    /// for a deadline, `Other` for a cancellation).
+    pub fn connect_ctx<A: ToSocketAddrs>(addr: A, ctx: &Context) -> io::Result<TcpStream> {
+        each_addr(&addr, |addr| TcpStream::connect_addr(addr, None, Some(ctx)))
+    }
+
+    fn connect_addr(
+        addr: &SocketAddr,
+        until: Option<Instant>,
+        ctx: Option<&Context>,
+    ) -> io::Result<TcpStream> {
+        let socket = Socket::new(
+            Domain::for_address(*addr),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )?;
+        let stream = TcpStream {
+            source: Source::new(socket.into()),
+        };
+        match SockRef::from(stream.source.get_ref()).connect(&(*addr).into()) {
+            Ok(()) => return Ok(stream),
+            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(err) => return Err(err),
+        }
+        // Writable once the handshake ended, either way; SO_ERROR says which.
+        stream.source.ready(W, until, ctx)?;
+        if let Some(err) = stream.source.get_ref().take_error()? {
+            return Err(err);
+        }
+        Ok(stream)
+    }
+
+    /// Reads like [`Read::read`], unless `ctx` ends first: then its error (kind `TimedOut`
+    /// for a deadline, `Other` for a cancellation; [`super::context_error`] gets it back).
+    pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
+        self.source.run(R, Some(ctx), |s| (&*s).read(buf))
+    }
+
+    /// Writes like [`Write::write`], unless `ctx` ends first (see [`read_ctx`](Self::read_ctx)).
+    pub fn write_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
+        self.source.run(W, Some(ctx), |s| (&*s).write(buf))
+    }
+
+    /// Writes all of `buf` like [`Write::write_all`], unless `ctx` ends first.
+    pub fn write_all_ctx(&self, mut buf: &[u8], ctx: &Context) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write_ctx(buf, ctx)? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives like `read` but leaves the bytes in the socket (`MSG_PEEK`).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.run(R, None, |s| s.peek(buf))
+    }
+
+    /// The address of the peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// Shuts down the read half, the write half (the peer reads end of file), or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.source.get_ref().shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY` (off by default, as in std; Go turns it on).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.source.get_ref().set_nodelay(nodelay)
+    }
+
+    /// Reads `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.source.get_ref().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.source.get_ref().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.source.get_ref().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// A second handle to the same connection (a duplicated descriptor), with the same
+    /// deadlines and time-outs. Each handle has its own from then on.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let clone = TcpStream {
+            source: Source::new(self.source.get_ref().try_clone()?),
+        };
+        self.source.copy_settings_to(&clone.source);
+        Ok(clone)
+    }
+
+    /// With `true`, reads and writes fail with `WouldBlock` instead of waiting (std's
+    /// meaning); `false` restores waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Bounds every read's wait (std's meaning; `None`: no bound): a read that waits longer
+    /// fails with `TimedOut`. A zero duration is an error.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_timeout(R, timeout)
+    }
+
+    /// Bounds every write's wait, as [`set_read_timeout`](Self::set_read_timeout).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_timeout(W, timeout)
+    }
+
+    /// The read time-out.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.timeout(R))
+    }
+
+    /// The write time-out.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.timeout(W))
+    }
+
+    /// Sets the read and write deadlines, Go's `SetDeadline`: see
+    /// [`set_read_deadline`](Self::set_read_deadline).
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.set_read_deadline(deadline)?;
+        self.set_write_deadline(deadline)
+    }
+
+    /// Go's `SetReadDeadline`: once `deadline` has passed, reads fail with `TimedOut`, also
+    /// one waiting now (set a deadline in the past to end a read under way from another
+    /// goroutine). `None` removes it; a later deadline extends it.
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(R, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetWriteDeadline`, as [`set_read_deadline`](Self::set_read_deadline) for writes.
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(W, deadline);
+        Ok(())
+    }
+
+    /// The std stream, in blocking mode again.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let stream = self.source.into_inner();
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    }
+}
+
+/// Takes a std stream (in any mode) over; it is put in non-blocking mode underneath.
+impl TryFrom<std::net::TcpStream> for TcpStream {
+    type Error = io::Error;
+
+    fn try_from(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream {
+            source: Source::new(stream),
+        })
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.run(R, None, |s| (&*s).read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.source.run(R, None, |s| (&*s).read_vectored(bufs))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.source.run(W, None, |s| (&*s).write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.source.run(W, None, |s| (&*s).write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("addr", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}

@@ -1,0 +1,238 @@
+//! UDP: [`UdpSocket`], std's API with waits that park the goroutine.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::addr::{ToSocketAddrs, each_addr};
+use super::source::Source;
+use crate::context::Context;
+use crate::sched::io::registration::Direction::{Read as R, Write as W};
+
+/// A UDP socket: [`std::net::UdpSocket`] whose receives (and sends, when the send buffer is
+/// full) park the calling goroutine (a plain thread blocks). Deadlines, time-outs and `_ctx`
+/// variants as on [`TcpStream`](super::TcpStream).
+///
+/// # Examples
+///
+/// ```
+/// use scheduler::net::UdpSocket;
+///
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// rt.block_on(|| {
+///     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let b_addr = b.local_addr().unwrap();
+///     let receiver = scheduler::spawn(move || {
+///         let mut buf = [0; 16];
+///         let (n, from) = b.recv_from(&mut buf).unwrap();
+///         (buf[..n].to_vec(), from)
+///     });
+///     a.send_to(b"ping", b_addr).unwrap();
+///     let (bytes, from) = receiver.join().unwrap();
+///     assert_eq!(bytes, b"ping");
+///     assert_eq!(from, a.local_addr().unwrap());
+/// });
+/// ```
+pub struct UdpSocket {
+    source: Source<std::net::UdpSocket>,
+}
+
+impl UdpSocket {
+    /// Binds to `addr` (the first of its addresses that works). Port 0 picks a free port.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        each_addr(&addr, |addr| {
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::DGRAM.nonblocking(),
+                Some(Protocol::UDP),
+            )?;
+            socket.bind(&(*addr).into())?;
+            Ok(UdpSocket {
+                source: Source::new(socket.into()),
+            })
+        })
+    }
+
+    /// Receives one datagram, parking until one comes; returns its length and sender.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.source.run(R, None, |s| s.recv_from(buf))
+    }
+
+    /// [`recv_from`](Self::recv_from), unless `ctx` ends first.
+    pub fn recv_from_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<(usize, SocketAddr)> {
+        self.source.run(R, Some(ctx), |s| s.recv_from(buf))
+    }
+
+    /// Like `recv_from` but leaves the datagram queued.
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.source.run(R, None, |s| s.peek_from(buf))
+    }
+
+    /// Sends one datagram to `addr` (resolved at each call, as std does).
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        each_addr(&addr, |addr| {
+            self.source.run(W, None, |s| s.send_to(buf, addr))
+        })
+    }
+
+    /// Sets the default peer: `send` and `recv` use it, and datagrams from others are
+    /// dropped.
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        each_addr(&addr, |addr| self.source.get_ref().connect(addr))
+    }
+
+    /// Sends to the connected peer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.source.run(W, None, |s| s.send(buf))
+    }
+
+    /// Receives from the connected peer.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.run(R, None, |s| s.recv(buf))
+    }
+
+    /// [`recv`](Self::recv), unless `ctx` ends first.
+    pub fn recv_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
+        self.source.run(R, Some(ctx), |s| s.recv(buf))
+    }
+
+    /// Like `recv` but leaves the datagram queued.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.run(R, None, |s| s.peek(buf))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().peer_addr()
+    }
+
+    /// Sets `SO_BROADCAST`.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.source.get_ref().set_broadcast(on)
+    }
+
+    /// Reads `SO_BROADCAST`.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.source.get_ref().broadcast()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.source.get_ref().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.source.get_ref().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// A second handle to the same socket, with the same deadlines and time-outs.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        let clone = UdpSocket {
+            source: Source::new(self.source.get_ref().try_clone()?),
+        };
+        self.source.copy_settings_to(&clone.source);
+        Ok(clone)
+    }
+
+    /// With `true`, operations fail with `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Bounds every receive's wait; a zero duration is an error.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_timeout(R, timeout)
+    }
+
+    /// Bounds every send's wait; a zero duration is an error.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_timeout(W, timeout)
+    }
+
+    /// The receive time-out.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.timeout(R))
+    }
+
+    /// The send time-out.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.source.timeout(W))
+    }
+
+    /// Sets both deadlines (Go's `SetDeadline`).
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(R, deadline);
+        self.source.set_deadline(W, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetReadDeadline`: receives fail with `TimedOut` once it has passed, also one
+    /// waiting now.
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(R, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetWriteDeadline`.
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(W, deadline);
+        Ok(())
+    }
+
+    /// The std socket, in blocking mode again.
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        let socket = self.source.into_inner();
+        socket.set_nonblocking(false)?;
+        Ok(socket)
+    }
+}
+
+/// Takes a std socket (in any mode) over; it is put in non-blocking mode underneath.
+impl TryFrom<std::net::UdpSocket> for UdpSocket {
+    type Error = io::Error;
+
+    fn try_from(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        socket.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            source: Source::new(socket),
+        })
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}

@@ -1,0 +1,333 @@
+//! Unix domain sockets: [`UnixListener`] and [`UnixStream`], std's API with waits that park
+//! the goroutine.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::{self, SocketAddr};
+use std::path::Path;
+use std::time::Instant;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::source::Source;
+use crate::context::Context;
+use crate::sched::io::registration::Direction::{Read as R, Write as W};
+
+/// A Unix domain socket server: [`std::os::unix::net::UnixListener`] whose
+/// [`accept`](Self::accept) parks the calling goroutine.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use scheduler::net::{UnixListener, UnixStream};
+///
+/// let dir = std::env::temp_dir().join(format!("scheduler-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("echo.sock");
+/// let _ = std::fs::remove_file(&path);
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// rt.block_on(move || {
+///     let listener = UnixListener::bind(&path).unwrap();
+///     let server = scheduler::spawn(move || {
+///         let (mut conn, _) = listener.accept().unwrap();
+///         let mut buf = [0; 4];
+///         conn.read_exact(&mut buf).unwrap();
+///         conn.write_all(&buf).unwrap();
+///     });
+///     let mut client = UnixStream::connect(&path).unwrap();
+///     client.write_all(b"ping").unwrap();
+///     let mut reply = [0; 4];
+///     client.read_exact(&mut reply).unwrap();
+///     assert_eq!(&reply, b"ping");
+///     server.join().unwrap();
+///     std::fs::remove_file(&path).unwrap();
+/// });
+/// ```
+pub struct UnixListener {
+    source: Source<net::UnixListener>,
+}
+
+impl UnixListener {
+    /// Binds to the socket file `path` (which must not exist) and listens.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        UnixListener::try_from(net::UnixListener::bind(path)?)
+    }
+
+    /// Accepts a connection, parking until one comes.
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        self.accept_with(None)
+    }
+
+    /// [`accept`](Self::accept), unless `ctx` ends first.
+    pub fn accept_ctx(&self, ctx: &Context) -> io::Result<(UnixStream, SocketAddr)> {
+        self.accept_with(Some(ctx))
+    }
+
+    fn accept_with(&self, ctx: Option<&Context>) -> io::Result<(UnixStream, SocketAddr)> {
+        let (stream, addr) = self.source.run(R, ctx, |l| l.accept())?;
+        Ok((UnixStream::try_from(stream)?, addr))
+    }
+
+    /// An endless iterator of accepted connections.
+    pub fn incoming(&self) -> impl Iterator<Item = io::Result<UnixStream>> + '_ {
+        std::iter::repeat_with(move || self.accept().map(|(stream, _)| stream))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// With `true`, `accept` fails with `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// The std listener, in blocking mode again.
+    pub fn into_std(self) -> io::Result<net::UnixListener> {
+        let listener = self.source.into_inner();
+        listener.set_nonblocking(false)?;
+        Ok(listener)
+    }
+}
+
+/// Takes a std listener over; it is put in non-blocking mode underneath.
+impl TryFrom<net::UnixListener> for UnixListener {
+    type Error = io::Error;
+
+    fn try_from(listener: net::UnixListener) -> io::Result<UnixListener> {
+        listener.set_nonblocking(true)?;
+        Ok(UnixListener {
+            source: Source::new(listener),
+        })
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.raw_fd()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+/// A Unix domain stream: [`std::os::unix::net::UnixStream`] whose reads and writes park the
+/// calling goroutine; `Read` and `Write` for `&UnixStream` too, deadlines and `_ctx`
+/// variants as on [`TcpStream`](super::TcpStream).
+pub struct UnixStream {
+    source: Source<net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket file `path`.
+    ///
+    /// # Errors
+    ///
+    /// The system call's: `NotFound`, `ConnectionRefused`, or `WouldBlock` when the
+    /// listener's backlog is full (Linux refuses at once then, as Go reports).
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        UnixStream::connect_with(path.as_ref(), None)
+    }
+
+    /// [`connect`](Self::connect), unless `ctx` ends first.
+    pub fn connect_ctx<P: AsRef<Path>>(path: P, ctx: &Context) -> io::Result<UnixStream> {
+        UnixStream::connect_with(path.as_ref(), Some(ctx))
+    }
+
+    fn connect_with(path: &Path, ctx: Option<&Context>) -> io::Result<UnixStream> {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
+        let stream = UnixStream {
+            source: Source::new(net::UnixStream::from(std::os::fd::OwnedFd::from(socket))),
+        };
+        match socket2::SockRef::from(stream.source.get_ref()).connect(&SockAddr::unix(path)?) {
+            Ok(()) => return Ok(stream),
+            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(err) => return Err(err),
+        }
+        stream.source.ready(W, None, ctx)?;
+        if let Some(err) = stream.source.get_ref().take_error()? {
+            return Err(err);
+        }
+        Ok(stream)
+    }
+
+    /// A connected pair of streams.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = net::UnixStream::pair()?;
+        Ok((UnixStream::try_from(a)?, UnixStream::try_from(b)?))
+    }
+
+    /// Reads like [`Read::read`], unless `ctx` ends first.
+    pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
+        self.source.run(R, Some(ctx), |s| (&*s).read(buf))
+    }
+
+    /// Writes like [`Write::write`], unless `ctx` ends first.
+    pub fn write_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
+        self.source.run(W, Some(ctx), |s| (&*s).write(buf))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().peer_addr()
+    }
+
+    /// Shuts down the read half, the write half, or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.source.get_ref().shutdown(how)
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.source.get_ref().take_error()
+    }
+
+    /// A second handle to the same stream, with the same deadlines and time-outs.
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        let clone = UnixStream {
+            source: Source::new(self.source.get_ref().try_clone()?),
+        };
+        self.source.copy_settings_to(&clone.source);
+        Ok(clone)
+    }
+
+    /// With `true`, reads and writes fail with `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.source.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Bounds every read's wait (`TimedOut`); a zero duration is an error.
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.source.set_timeout(R, timeout)
+    }
+
+    /// Bounds every write's wait (`TimedOut`); a zero duration is an error.
+    pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.source.set_timeout(W, timeout)
+    }
+
+    /// Sets both deadlines (Go's `SetDeadline`).
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(R, deadline);
+        self.source.set_deadline(W, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetReadDeadline`.
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(R, deadline);
+        Ok(())
+    }
+
+    /// Go's `SetWriteDeadline`.
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(W, deadline);
+        Ok(())
+    }
+
+    /// The std stream, in blocking mode again.
+    pub fn into_std(self) -> io::Result<net::UnixStream> {
+        let stream = self.source.into_inner();
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    }
+}
+
+/// Takes a std stream over; it is put in non-blocking mode underneath.
+impl TryFrom<net::UnixStream> for UnixStream {
+    type Error = io::Error;
+
+    fn try_from(stream: net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        Ok(UnixStream {
+            source: Source::new(stream),
+        })
+    }
+}
+
+impl Read for &UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.source.run(R, None, |s| (&*s).read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.source.run(R, None, |s| (&*s).read_vectored(bufs))
+    }
+}
+
+impl Write for &UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.source.run(W, None, |s| (&*s).write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.source.run(W, None, |s| (&*s).write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.raw_fd()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.source.get_ref().as_fd()
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}

@@ -1,0 +1,138 @@
+//! One readiness poller: `mio`'s epoll instance, the registrations it reports, and the count
+//! of goroutines waiting on it. Polled by one thread only, its owner: a worker, or the global
+//! poller's thread.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use parking_lot::Mutex;
+
+use super::registration::Registration;
+
+/// The token of the poller's own waker.
+const WAKER: Token = Token(usize::MAX);
+
+/// How many events one poll takes at most; more wait for the next.
+const EVENTS_PER_POLL: usize = 256;
+
+/// A readiness poller and what it reports on.
+pub(crate) struct Poller {
+    /// The epoll instance and the owner's event buffer. Only the owner locks it.
+    poll: Mutex<(Poll, Events)>,
+    /// Registers descriptors from any thread.
+    registry: Registry,
+    /// Ends the owner's wait in [`poll`](Self::poll) from another thread.
+    waker: Waker,
+    /// The registrations by token, holding them alive while they are registered, so that an
+    /// event already taken from the kernel never finds a freed one.
+    sources: Mutex<HashMap<usize, Arc<Registration>>>,
+    /// Goroutines of the owner waiting for an edge here now. Changed and read by the owner's
+    /// thread only (goroutines never change thread), so Relaxed.
+    waiting: AtomicUsize,
+}
+
+impl Poller {
+    pub(crate) fn new() -> io::Result<Arc<Poller>> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(&registry, WAKER)?;
+        Ok(Arc::new(Poller {
+            poll: Mutex::new((poll, Events::with_capacity(EVENTS_PER_POLL))),
+            registry,
+            waker,
+            sources: Mutex::new(HashMap::new()),
+            waiting: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Adds `registration`'s descriptor, edge-triggered, for both directions. An edge for a
+    /// descriptor that is ready already is reported at once.
+    pub(crate) fn register(&self, registration: &Arc<Registration>) -> io::Result<()> {
+        let id = registration.id();
+        self.sources.lock().insert(id, registration.clone());
+        let fd: RawFd = registration.fd();
+        let result = self.registry.register(
+            &mut SourceFd(&fd),
+            Token(id),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if result.is_err() {
+            self.sources.lock().remove(&id);
+        }
+        result
+    }
+
+    /// Removes `registration`'s descriptor; its events still in flight find nothing.
+    pub(crate) fn deregister(&self, registration: &Registration) {
+        let fd: RawFd = registration.fd();
+        // An error means the descriptor is not in this epoll instance (any more): nothing to
+        // undo.
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
+        self.sources.lock().remove(&registration.id());
+    }
+
+    /// Waits up to `timeout` (rounded up to a millisecond by epoll; `None` for no limit) for
+    /// events, or for [`wake`](Self::wake), and dispatches them to their registrations.
+    /// Returns how many descriptors were reported. Called by the owner only.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> usize {
+        let mut ready = Vec::new();
+        {
+            let mut guard = self.poll.lock();
+            let (poll, events) = &mut *guard;
+            match poll.poll(events, timeout) {
+                Ok(()) => {}
+                // A signal: return as for a spurious wake-up; the caller looks again.
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => return 0,
+                Err(err) => panic!("scheduler: polling for readiness failed: {err}"),
+            }
+            let sources = self.sources.lock();
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    continue;
+                }
+                if let Some(registration) = sources.get(&event.token().0) {
+                    let read = event.is_readable() || event.is_read_closed() || event.is_error();
+                    let write = event.is_writable() || event.is_write_closed() || event.is_error();
+                    ready.push((registration.clone(), read, write));
+                }
+            }
+        }
+        let n = ready.len();
+        for (registration, read, write) in ready {
+            registration.ready(read, write);
+        }
+        n
+    }
+
+    /// Ends the owner's current (or next) [`poll`](Self::poll) at once.
+    pub(crate) fn wake(&self) {
+        // Fails only if the eventfd's counter is full, and then a wake is pending anyway.
+        let _ = self.waker.wake();
+    }
+
+    /// Counts a goroutine of the owner waiting for an edge until the guard drops.
+    pub(crate) fn waiting(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(self)
+    }
+
+    /// Whether a goroutine of the owner waits for an edge: its worker then sleeps here.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A goroutine waiting on a [`Poller`]: see [`Poller::waiting`].
+pub(crate) struct Waiting<'a>(&'a Poller);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
