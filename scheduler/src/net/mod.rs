@@ -30,20 +30,23 @@
 //!
 //! # Examples
 //!
-//! A server with one goroutine per connection, and a client with a deadline:
+//! A server with one goroutine per connection, stopped through a context, and a client with a
+//! deadline:
 //!
 //! ```
 //! use std::io::{Read, Write};
 //! use std::time::{Duration, Instant};
+//! use scheduler::context::Context;
 //! use scheduler::net::{TcpListener, TcpStream};
 //!
 //! let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
 //! rt.block_on(|| {
 //!     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 //!     let addr = listener.local_addr().unwrap();
-//!     scheduler::spawn(move || {
-//!         for conn in listener.incoming() {
-//!             let mut conn = conn.unwrap();
+//!     let (ctx, stop) = Context::background().with_cancel();
+//!     let server = scheduler::spawn(move || {
+//!         // Ends with the context's error once `stop` is used.
+//!         while let Ok((mut conn, _peer)) = listener.accept_ctx(&ctx) {
 //!             scheduler::spawn(move || {
 //!                 let mut buf = [0; 1024];
 //!                 while let Ok(n @ 1..) = conn.read(&mut buf) {
@@ -60,6 +63,10 @@
 //!     let mut reply = [0; 4];
 //!     client.read_exact(&mut reply).unwrap();
 //!     assert_eq!(&reply, b"ping");
+//!     // Closing the client ends its connection's goroutine; cancelling ends the server's.
+//!     drop(client);
+//!     stop.cancel();
+//!     server.join().unwrap();
 //! });
 //! ```
 

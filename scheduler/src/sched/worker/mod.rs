@@ -72,15 +72,7 @@ pub(crate) struct WorkerLocal {
     epoch: Cell<u64>,
     /// This worker's `Remote::activity`: what it publishes to the monitor.
     activity: Arc<Activity>,
-    /// Turns of the loop since the last poll for readiness without blocking (see
-    /// [`poll_io`](Self::poll_io)).
-    io_tick: Cell<u32>,
 }
-
-/// Every this many turns of its loop, a worker with goroutines waiting for I/O polls for
-/// readiness without blocking, so that a worker that never runs out of work still delivers
-/// it (as Go's scheduler checks the network every 61st schedule).
-const IO_POLL_INTERVAL: u32 = 61;
 
 impl WorkerLocal {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<TaskRef>) -> WorkerLocal {
@@ -104,7 +96,6 @@ impl WorkerLocal {
             awake_since: Cell::new(0),
             epoch: Cell::new(activity.first_epoch()),
             activity,
-            io_tick: Cell::new(0),
         }
     }
 
@@ -148,23 +139,14 @@ impl WorkerLocal {
 
     /// Polls this worker's poller without blocking if one of its goroutines waits for I/O,
     /// making the goroutines whose descriptors are ready runnable here. Returns whether any
-    /// descriptor was reported.
-    fn poll_io(&self) -> bool {
+    /// descriptor was reported. Called when the worker runs out of local work, and every 61st
+    /// pick ([`Sources::poll_io`]), as Go's scheduler checks the network.
+    fn poll_io_now(&self) -> bool {
         match self.shared.remotes[self.index].poller.get() {
             Some(poller) if poller.has_waiters() => {
                 poller.poll(Some(std::time::Duration::ZERO)) > 0
             }
             _ => false,
-        }
-    }
-
-    /// [`poll_io`](Self::poll_io) every [`IO_POLL_INTERVAL`] turns of the loop.
-    #[inline]
-    fn poll_io_now_and_then(&self) {
-        let tick = self.io_tick.get().wrapping_add(1);
-        self.io_tick.set(tick);
-        if tick.is_multiple_of(IO_POLL_INTERVAL) {
-            self.poll_io();
         }
     }
 
@@ -244,7 +226,6 @@ impl WorkerLocal {
                 self.cancel_started();
             }
             timers::fire_due(&self.timers);
-            self.poll_io_now_and_then();
             if self.shared.stack_flush_requested() {
                 self.stacks.borrow_mut().flush();
             }
@@ -258,7 +239,7 @@ impl WorkerLocal {
             }
             // Out of local work: readiness first (it makes goroutines of this worker
             // runnable, which only it can run), then other workers' goroutines.
-            if self.poll_io() {
+            if self.poll_io_now() {
                 continue;
             }
             if let Some(task) = self.search() {
@@ -534,6 +515,10 @@ impl Sources for WorkerLocal {
     #[inline]
     fn inbox(&self) -> &Injector<TaskRef> {
         &self.shared.remotes[self.index].inbox
+    }
+
+    fn poll_io(&self) {
+        self.poll_io_now();
     }
 
     #[inline]

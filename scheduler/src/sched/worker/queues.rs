@@ -45,6 +45,10 @@ pub(super) trait Sources {
     fn inbox(&self) -> &Injector<TaskRef>;
     /// The stealer of this worker's own `local` deque, to take its oldest entry.
     fn own(&self) -> &Stealer<TaskRef>;
+    /// Polls for readiness without blocking, queueing the goroutines it wakes (here, through
+    /// `push_woken`): every 61st pick, with the look at the global queue, so that a worker
+    /// that never runs out of work still delivers I/O.
+    fn poll_io(&self) {}
 }
 
 /// The run queues of one worker. Owned by its thread.
@@ -173,10 +177,11 @@ impl RunQueues {
     ) -> Option<TaskRef> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL)
-            && let Some(task) = self.steal_global(sources.injector())
-        {
-            return Some(task);
+        if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL) {
+            sources.poll_io();
+            if let Some(task) = self.steal_global(sources.injector()) {
+                return Some(task);
+            }
         }
         self.drain_inbox(sources.inbox(), drained);
         // `is_empty` first: two loads, inlined, where a pop is a call that takes the deque's
