@@ -10,11 +10,13 @@
 //! 2. every worker sleeps with no deadline: no goroutine is runnable or queued anywhere (the
 //!    global queue, the deques, the inboxes), and no worker has a timer pending;
 //! 3. the process-wide timer thread, if it was started, has no live timer pending and is not
-//!    firing one;
+//!    firing one, and the process-wide I/O thread, if it was started, has no goroutine
+//!    waiting on it (a goroutine waiting on its own worker's poller keeps that worker from
+//!    sleeping for good: the peer may write);
 //! 4. no job of the runtime's blocking pool runs or waits in its queue;
 //! 5. the process has no other thread than the runtime's workers (spare workers included,
 //!    while they occupy a slot), its monitor, its blocking pool's (idle) threads, the thread
-//!    in `block_on` and the timer thread.
+//!    in `block_on`, the timer thread and the I/O thread.
 //!
 //! Then nothing can ever run again: a goroutine is woken only by a goroutine, a timer or a
 //! thread, and every one of them is asleep for good or absent; an idle pool thread only runs
@@ -57,6 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::io;
 use super::shared::Shared;
 use crate::wait::timers;
 
@@ -159,11 +162,20 @@ pub(crate) fn is_deadlocked(shared: &Shared) -> bool {
         return false;
     };
     // The workers (spares included, once those that left are joined), the monitor, the
-    // caller, the timer thread if it was started, and the blocking pool's idle threads.
+    // caller, the timer and I/O threads if they were started, and the blocking pool's idle
+    // threads.
     let spares = shared.spares.reap();
-    let expected_threads =
-        shared.procs + spares + 2 + usize::from(timers::global_started()) + pool.threads;
-    if thread_count() != Some(expected_threads) || !timers::global_idle() {
+    let io_thread = io::global::started();
+    let expected_threads = shared.procs
+        + spares
+        + 2
+        + usize::from(timers::global_started())
+        + usize::from(io_thread.is_some())
+        + pool.threads;
+    if thread_count() != Some(expected_threads)
+        || !timers::global_idle()
+        || io_thread.is_some_and(|poller| poller.has_waiters())
+    {
         return false;
     }
     // SeqCst: see the module doc.

@@ -358,6 +358,15 @@ pub(crate) fn run(shared: Arc<Shared>) {
             if seen.is_blocked(&remote.activity, now) {
                 blocked += 1;
             }
+            // Its goroutines waiting for I/O would wait for its next look at its poller,
+            // which comes with its picks, maybe a slice apart: look for it, as Go's sysmon
+            // polls the network when nobody has for 10 ms. The wakes go to its inbox, which
+            // it drains at its next pick.
+            if let Some(poller) = remote.poller.get()
+                && poller.has_waiters()
+            {
+                poller.try_poll_now();
+            }
             // Its worker may be blocked in a system call, or compute for long: the goroutines
             // that have not started in its deque would wait for it. `notify_work` is what a
             // producer calls after it published stealable work, and calling it again is always

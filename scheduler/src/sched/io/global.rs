@@ -8,9 +8,15 @@ use std::thread;
 
 use super::poller::Poller;
 
+static GLOBAL: OnceLock<Arc<Poller>> = OnceLock::new();
+
+/// The process-wide poller if its thread was started.
+pub(crate) fn started() -> Option<&'static Arc<Poller>> {
+    GLOBAL.get()
+}
+
 /// The process-wide poller, with its thread started.
 pub(crate) fn poller() -> io::Result<&'static Arc<Poller>> {
-    static GLOBAL: OnceLock<Arc<Poller>> = OnceLock::new();
     if let Some(poller) = GLOBAL.get() {
         return Ok(poller);
     }

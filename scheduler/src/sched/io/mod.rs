@@ -31,7 +31,8 @@ use poller::Poller;
 /// goroutine that can park, the process-wide one for a plain thread (or an unwinding
 /// goroutine, which waits as a thread). Matches `WaitHere::for_current`.
 pub(crate) fn poller_for_current() -> io::Result<Arc<Poller>> {
-    if !std::thread::panicking()
+    if !one_shared_poller()
+        && !std::thread::panicking()
         && let Some(poller) = current::with_worker(|worker| match worker {
             Some(worker) if worker.current_header().is_some() => Some(worker.poller()),
             _ => None,
@@ -40,4 +41,15 @@ pub(crate) fn poller_for_current() -> io::Result<Arc<Poller>> {
         return poller;
     }
     global::poller().cloned()
+}
+
+/// The environment variable that, set to `1` when a process first waits for I/O, sends every
+/// wait to the process-wide poller: one shared poller whose thread wakes every goroutine
+/// across threads, as a shared netpoller would. For measuring the per-worker design against
+/// that one (docs/benchmarks.md); not for production.
+pub(crate) const SHARED_POLLER_ENV: &str = "SCHEDULER_SHARED_POLLER";
+
+fn one_shared_poller() -> bool {
+    static SHARED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SHARED.get_or_init(|| std::env::var_os(SHARED_POLLER_ENV).is_some_and(|v| v == "1"))
 }

@@ -1,6 +1,6 @@
 //! One readiness poller: `mio`'s epoll instance, the registrations it reports, and the count
-//! of goroutines waiting on it. Polled by one thread only, its owner: a worker, or the global
-//! poller's thread.
+//! of goroutines waiting on it. Polled by its owner (a worker, or the global poller's
+//! thread), and without blocking by the monitor for a worker busy with one goroutine.
 
 use std::collections::HashMap;
 use std::io;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::registration::Registration;
 
@@ -32,8 +32,11 @@ pub(crate) struct Poller {
     /// The registrations by token, holding them alive while they are registered, so that an
     /// event already taken from the kernel never finds a freed one.
     sources: Mutex<HashMap<usize, Arc<Registration>>>,
-    /// Goroutines of the owner waiting for an edge here now. Changed and read by the owner's
-    /// thread only (goroutines never change thread), so Relaxed.
+    /// Waiters of this poller waiting for an edge now. A worker's poller: changed and read by
+    /// the worker's thread only (its goroutines never change thread), so Relaxed. The
+    /// process-wide poller: changed by every waiting thread, read by the deadlock check after
+    /// a SeqCst load that saw the waiting goroutine's worker asleep (which orders the
+    /// increment the goroutine made before it parked).
     waiting: AtomicUsize,
 }
 
@@ -81,9 +84,16 @@ impl Poller {
     /// events, or for [`wake`](Self::wake), and dispatches them to their registrations.
     /// Returns how many descriptors were reported. Called by the owner only.
     pub(crate) fn poll(&self, timeout: Option<Duration>) -> usize {
+        self.poll_locked(self.poll.lock(), timeout)
+    }
+
+    fn poll_locked(
+        &self,
+        mut guard: MutexGuard<'_, (Poll, Events)>,
+        timeout: Option<Duration>,
+    ) -> usize {
         let mut ready = Vec::new();
         {
-            let mut guard = self.poll.lock();
             let (poll, events) = &mut *guard;
             match poll.poll(events, timeout) {
                 Ok(()) => {}
@@ -103,11 +113,22 @@ impl Poller {
                 }
             }
         }
+        drop(guard);
         let n = ready.len();
         for (registration, read, write) in ready {
             registration.ready(read, write);
         }
         n
+    }
+
+    /// Polls without blocking for the owner, from another thread (the monitor, for a worker
+    /// busy with one goroutine), unless the owner is polling now. Returns how many
+    /// descriptors were reported.
+    pub(crate) fn try_poll_now(&self) -> usize {
+        match self.poll.try_lock() {
+            Some(guard) => self.poll_locked(guard, Some(Duration::ZERO)),
+            None => 0,
+        }
     }
 
     /// Ends the owner's current (or next) [`poll`](Self::poll) at once.
@@ -122,7 +143,7 @@ impl Poller {
         Waiting(self)
     }
 
-    /// Whether a goroutine of the owner waits for an edge: its worker then sleeps here.
+    /// Whether a waiter waits for an edge here: a worker then sleeps in its poller.
     pub(crate) fn has_waiters(&self) -> bool {
         self.waiting.load(Ordering::Relaxed) > 0
     }
