@@ -15,6 +15,8 @@ mod layers;
 mod lost_wakeup;
 mod metrics;
 mod mixed_threads;
+mod net_io;
+mod net_tcp;
 mod panic_abort;
 mod panics;
 mod pinning;
