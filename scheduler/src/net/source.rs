@@ -24,6 +24,9 @@ pub(crate) struct Source<S: AsRawFd> {
     /// Set by `set_nonblocking(true)`: an operation that would block fails with `WouldBlock`
     /// instead of waiting.
     nonblocking: AtomicBool,
+    /// One more than the read edge count at which the last read found the socket drained
+    /// (see [`read_stream`](Self::read_stream)); 0 when it did not.
+    drained: AtomicU64,
     io: S,
 }
 
@@ -36,6 +39,7 @@ impl<S: AsRawFd> Source<S> {
             deadlines: [AtomicU64::new(0), AtomicU64::new(0)],
             timeouts: [AtomicU64::new(0), AtomicU64::new(0)],
             nonblocking: AtomicBool::new(false),
+            drained: AtomicU64::new(0),
             io,
         }
     }
@@ -80,6 +84,47 @@ impl<S: AsRawFd> Source<S> {
         ctx: Option<&Context>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
+        self.run_counted(direction, until, ctx, |io, _| op(io))
+    }
+
+    /// A `read` of a stream socket (`len`: the buffer's length). A read that fills less than
+    /// the buffer has drained the socket (tokio's rule), as has one that would block; the next
+    /// read then waits for the next edge at once, without the system call that would fail,
+    /// unless an edge came since or the peer has closed its half (the end of file is not an
+    /// edge of its own once reported). Not for datagrams, where a short read drains nothing.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        ctx: Option<&Context>,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.run_counted(Direction::Read, None, ctx, |io, seen| {
+            // Relaxed: a hint about the edge count `seen`, which the wait checks again under
+            // the registration's lock.
+            if self.drained.load(Ordering::Relaxed) == seen + 1
+                && !self.registration.is_read_closed()
+            {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let result = op(io);
+            let drained = match &result {
+                Ok(n) => *n > 0 && *n < len,
+                Err(err) => err.kind() == io::ErrorKind::WouldBlock,
+            };
+            self.drained
+                .store(if drained { seen + 1 } else { 0 }, Ordering::Relaxed);
+            result
+        })
+    }
+
+    /// The loop of [`run`](Self::run); `op` also gets the edge count read before it.
+    fn run_counted<R>(
+        &self,
+        direction: Direction,
+        until: Option<Instant>,
+        ctx: Option<&Context>,
+        mut op: impl FnMut(&S, u64) -> io::Result<R>,
+    ) -> io::Result<R> {
         let d = direction as usize;
         // As Go: once the deadline has passed, the operation fails without trying.
         if let Some(deadline) = Nanos::to_instant(self.deadlines[d].load(Ordering::Relaxed))
@@ -90,7 +135,7 @@ impl<S: AsRawFd> Source<S> {
         let mut started: Option<Instant> = None;
         loop {
             let seen = self.registration.edges(direction);
-            match op(&self.io) {
+            match op(&self.io, seen) {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 result => return result,
@@ -99,14 +144,19 @@ impl<S: AsRawFd> Source<S> {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             // Read again at every turn: a deadline changed by another goroutine wakes us.
-            let now = Instant::now();
-            let timeout = Nanos::to_duration(self.timeouts[d].load(Ordering::Relaxed))
-                .and_then(|t| started.get_or_insert(now).checked_add(t));
+            let timeout = Nanos::to_duration(self.timeouts[d].load(Ordering::Relaxed));
             let deadline = Nanos::to_instant(self.deadlines[d].load(Ordering::Relaxed));
-            let until = [timeout, deadline, until].into_iter().flatten().min();
-            if until.is_some_and(|until| until <= now) {
-                return Err(timed_out());
-            }
+            let until = if timeout.is_none() && deadline.is_none() && until.is_none() {
+                None
+            } else {
+                let now = Instant::now();
+                let timeout = timeout.and_then(|t| started.get_or_insert(now).checked_add(t));
+                let until = [timeout, deadline, until].into_iter().flatten().min();
+                if until.is_some_and(|until| until <= now) {
+                    return Err(timed_out());
+                }
+                until
+            };
             wait_ready(&self.registration, direction, seen, until, ctx)?;
         }
     }
@@ -177,8 +227,11 @@ impl<S: AsRawFd> Source<S> {
     }
 
     fn wake(&self, direction: Direction) {
-        self.registration
-            .ready(direction == Direction::Read, direction == Direction::Write);
+        self.registration.ready(
+            direction == Direction::Read,
+            direction == Direction::Write,
+            false,
+        );
     }
 }
 

@@ -293,7 +293,8 @@ impl TcpStream {
     /// Reads like [`Read::read`], unless `ctx` ends first: then its error (kind `TimedOut`
     /// for a deadline, `Other` for a cancellation; [`super::context_error`] gets it back).
     pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
-        self.source.run(R, Some(ctx), |s| (&*s).read(buf))
+        let len = buf.len();
+        self.source.read_stream(len, Some(ctx), |s| (&*s).read(buf))
     }
 
     /// Writes like [`Write::write`], unless `ctx` ends first (see [`read_ctx`](Self::read_ctx)).
@@ -438,7 +439,8 @@ impl TryFrom<std::net::TcpStream> for TcpStream {
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.run(R, None, |s| (&*s).read(buf))
+        let len = buf.len();
+        self.source.read_stream(len, None, |s| (&*s).read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

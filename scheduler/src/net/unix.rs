@@ -180,7 +180,8 @@ impl UnixStream {
 
     /// Reads like [`Read::read`], unless `ctx` ends first.
     pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
-        self.source.run(R, Some(ctx), |s| (&*s).read(buf))
+        let len = buf.len();
+        self.source.read_stream(len, Some(ctx), |s| (&*s).read(buf))
     }
 
     /// Writes like [`Write::write`], unless `ctx` ends first.
@@ -274,7 +275,8 @@ impl TryFrom<net::UnixStream> for UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.run(R, None, |s| (&*s).read(buf))
+        let len = buf.len();
+        self.source.read_stream(len, None, |s| (&*s).read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

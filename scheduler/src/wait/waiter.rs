@@ -220,6 +220,12 @@ impl WaiterQueue {
         false
     }
 
+    /// Takes the first entry out, keeping the queue's buffer (for the next waiter).
+    #[cfg_attr(loom, allow(dead_code))] // only the I/O registrations use it; not modelled
+    pub(crate) fn pop_first(&mut self) -> Option<(Arc<Waiter>, usize)> {
+        self.entries.pop_front()
+    }
+
     /// Takes every entry out, to notify them after the primitive's lock is released.
     pub(crate) fn take_all(&mut self) -> WaiterQueue {
         std::mem::take(self)

@@ -21,10 +21,20 @@ const WAKER: Token = Token(usize::MAX);
 /// How many events one poll takes at most; more wait for the next.
 const EVENTS_PER_POLL: usize = 256;
 
+/// What polling needs, reused from poll to poll.
+struct Polling {
+    poll: Poll,
+    events: Events,
+    /// The registrations an event named, with its readiness: dispatched once the table's
+    /// lock is released.
+    ready: Vec<(Arc<Registration>, bool, bool, bool)>,
+}
+
 /// A readiness poller and what it reports on.
 pub(crate) struct Poller {
-    /// The epoll instance and the owner's event buffer. Only the owner locks it.
-    poll: Mutex<(Poll, Events)>,
+    /// The epoll instance and the owner's buffers. Locked by the owner to poll, and tried by
+    /// the monitor (see [`try_poll_now`](Poller::try_poll_now)).
+    poll: Mutex<Polling>,
     /// Registers descriptors from any thread.
     registry: Registry,
     /// Ends the owner's wait in [`poll`](Self::poll) from another thread.
@@ -46,7 +56,11 @@ impl Poller {
         let registry = poll.registry().try_clone()?;
         let waker = Waker::new(&registry, WAKER)?;
         Ok(Arc::new(Poller {
-            poll: Mutex::new((poll, Events::with_capacity(EVENTS_PER_POLL))),
+            poll: Mutex::new(Polling {
+                poll,
+                events: Events::with_capacity(EVENTS_PER_POLL),
+                ready: Vec::with_capacity(EVENTS_PER_POLL),
+            }),
             registry,
             waker,
             sources: Mutex::new(HashMap::new()),
@@ -87,36 +101,37 @@ impl Poller {
         self.poll_locked(self.poll.lock(), timeout)
     }
 
-    fn poll_locked(
-        &self,
-        mut guard: MutexGuard<'_, (Poll, Events)>,
-        timeout: Option<Duration>,
-    ) -> usize {
-        let mut ready = Vec::new();
+    fn poll_locked(&self, mut guard: MutexGuard<'_, Polling>, timeout: Option<Duration>) -> usize {
+        let Polling {
+            poll,
+            events,
+            ready,
+        } = &mut *guard;
+        match poll.poll(events, timeout) {
+            Ok(()) => {}
+            // A signal: return as for a spurious wake-up; the caller looks again.
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => return 0,
+            Err(err) => panic!("scheduler: polling for readiness failed: {err}"),
+        }
         {
-            let (poll, events) = &mut *guard;
-            match poll.poll(events, timeout) {
-                Ok(()) => {}
-                // A signal: return as for a spurious wake-up; the caller looks again.
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => return 0,
-                Err(err) => panic!("scheduler: polling for readiness failed: {err}"),
-            }
             let sources = self.sources.lock();
             for event in events.iter() {
                 if event.token() == WAKER {
                     continue;
                 }
                 if let Some(registration) = sources.get(&event.token().0) {
-                    let read = event.is_readable() || event.is_read_closed() || event.is_error();
+                    let closed = event.is_read_closed() || event.is_error();
+                    let read = event.is_readable() || closed;
                     let write = event.is_writable() || event.is_write_closed() || event.is_error();
-                    ready.push((registration.clone(), read, write));
+                    ready.push((registration.clone(), read, write, closed));
                 }
             }
         }
-        drop(guard);
+        // Under the poll lock (only this poller's owner, or the monitor by `try_lock`, takes
+        // it, and a wake takes no poller's lock), so the buffer is reused.
         let n = ready.len();
-        for (registration, read, write) in ready {
-            registration.ready(read, write);
+        for (registration, read, write, closed) in ready.drain(..) {
+            registration.ready(read, write, closed);
         }
         n
     }

@@ -13,7 +13,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -42,8 +42,18 @@ pub(crate) struct Registration {
     edges: [AtomicU64; 2],
     /// Waiters per [`Direction`], each with its token.
     waiters: Locked<[WaiterQueue; 2]>,
+    /// Set (for good) once a poller reported that the peer closed its writing half or an
+    /// error: a read will not block again, whatever the edge count says (see
+    /// [`is_read_closed`](Self::is_read_closed)). Release/Acquire: set before the edge that
+    /// reports it is counted.
+    read_closed: AtomicBool,
     /// The pollers this descriptor is registered with: usually one.
     pollers: Mutex<Vec<Arc<Poller>>>,
+    /// The address of the poller registered last, so that a waiter finds its own worker's
+    /// poller there without the lock (a registered poller lives as long as the registration,
+    /// so its address cannot be reused meanwhile). Relaxed: a stale value only sends the
+    /// waiter to the lock.
+    last_poller: AtomicUsize,
 }
 
 impl Registration {
@@ -56,7 +66,9 @@ impl Registration {
             fd,
             edges: [AtomicU64::new(0), AtomicU64::new(0)],
             waiters: Locked::new([WaiterQueue::new(), WaiterQueue::new()]),
+            read_closed: AtomicBool::new(false),
             pollers: Mutex::new(Vec::new()),
+            last_poller: AtomicUsize::new(0),
         })
     }
 
@@ -104,39 +116,62 @@ impl Registration {
         unsafe { self.waiters.data_mut()[direction as usize].withdraw(waiter) };
     }
 
+    /// Whether the peer closed its writing half (or the descriptor has an error), as a
+    /// poller reported: reads return at once from then on.
+    pub(crate) fn is_read_closed(&self) -> bool {
+        self.read_closed.load(Ordering::Acquire)
+    }
+
     /// Counts an edge in each direction that is ready and wakes its waiters: called by a
-    /// poller for an event, and by a deadline's change (the waiters look at it again).
-    pub(crate) fn ready(&self, read: bool, write: bool) {
-        let mut woken = [WaiterQueue::new(), WaiterQueue::new()];
+    /// poller for an event (`read_closed` when the peer closed its writing half or an error
+    /// came), and by a deadline's change (the waiters look at it again).
+    pub(crate) fn ready(&self, read: bool, write: bool, read_closed: bool) {
+        if read_closed {
+            self.read_closed.store(true, Ordering::Release);
+        }
+        // Usually one waiter per direction: taken out alone, the queue keeps its buffer.
+        let mut first: [Option<(Arc<Waiter>, usize)>; 2] = [None, None];
+        let mut rest = [WaiterQueue::new(), WaiterQueue::new()];
         {
             let mut waiters = self.waiters.lock();
             for (direction, ready) in [read, write].into_iter().enumerate() {
                 if ready {
                     // Release: see the field. Under the lock: see the module doc.
                     self.edges[direction].fetch_add(1, Ordering::Release);
-                    woken[direction] = waiters[direction].take_all();
+                    first[direction] = waiters[direction].pop_first();
+                    if !waiters[direction].is_empty() {
+                        rest[direction] = waiters[direction].take_all();
+                    }
                 }
             }
         }
-        for queue in woken {
+        for (waiter, token) in first.into_iter().flatten() {
+            waiter.notify(token);
+        }
+        for queue in rest {
             queue.notify_all();
         }
     }
 
     /// Registers the descriptor with `poller` unless it is already.
     pub(crate) fn register_with(self: &Arc<Self>, poller: &Arc<Poller>) -> io::Result<()> {
-        let mut pollers = self.pollers.lock();
-        if pollers.iter().any(|p| Arc::ptr_eq(p, poller)) {
+        let address = Arc::as_ptr(poller) as usize;
+        if self.last_poller.load(Ordering::Relaxed) == address {
             return Ok(());
         }
-        poller.register(self)?;
-        pollers.push(poller.clone());
+        let mut pollers = self.pollers.lock();
+        if !pollers.iter().any(|p| Arc::ptr_eq(p, poller)) {
+            poller.register(self)?;
+            pollers.push(poller.clone());
+        }
+        self.last_poller.store(address, Ordering::Relaxed);
         Ok(())
     }
 
     /// Takes the descriptor out of every poller. Must be called before it is closed (a
     /// duplicate of it would keep it in the kernel's interest lists otherwise).
     pub(crate) fn deregister(&self) {
+        self.last_poller.store(0, Ordering::Relaxed);
         for poller in self.pollers.lock().drain(..) {
             poller.deregister(self);
         }
