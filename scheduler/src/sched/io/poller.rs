@@ -3,6 +3,7 @@
 //! thread), and without blocking by the monitor for a worker busy with one goroutine.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub(crate) struct Poller {
     waker: Waker,
     /// The registrations by token, holding them alive while they are registered, so that an
     /// event already taken from the kernel never finds a freed one.
-    sources: Mutex<HashMap<usize, Arc<Registration>>>,
+    sources: Mutex<HashMap<usize, Arc<Registration>, BuildHasherDefault<TokenHasher>>>,
     /// Waiters of this poller waiting for an edge now. A worker's poller: changed and read by
     /// the worker's thread only (its goroutines never change thread), so Relaxed. The
     /// process-wide poller: changed by every waiting thread, read by the deadlock check after
@@ -63,7 +64,7 @@ impl Poller {
             }),
             registry,
             waker,
-            sources: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::default()),
             waiting: AtomicUsize::new(0),
         }))
     }
@@ -170,5 +171,26 @@ pub(crate) struct Waiting<'a>(&'a Poller);
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Hashes a token, a counter no one outside chooses, with one multiplication (Fibonacci
+/// hashing) instead of SipHash: the table is looked up once per event.
+#[derive(Default)]
+struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8 | u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, token: usize) {
+        self.0 = (token as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
