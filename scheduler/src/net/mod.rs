@@ -70,6 +70,9 @@
 //! });
 //! ```
 
+#[macro_use]
+mod macros;
+
 mod addr;
 mod fd;
 mod ready;

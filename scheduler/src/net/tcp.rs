@@ -1,9 +1,9 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], std's API with waits that park the goroutine.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
@@ -109,13 +109,6 @@ impl TcpListener {
         self.source.get_ref().local_addr()
     }
 
-    /// With `true`, `accept` fails with `WouldBlock` instead of waiting (std's meaning);
-    /// `false` restores waiting. The socket itself is always non-blocking underneath.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
     /// Sets `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.source.get_ref().set_ttl(ttl)
@@ -157,18 +150,6 @@ impl TryFrom<std::net::TcpListener> for TcpListener {
         Ok(TcpListener {
             source: Source::new(listener),
         })
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
     }
 }
 
@@ -368,55 +349,6 @@ impl TcpStream {
         Ok(clone)
     }
 
-    /// With `true`, reads and writes fail with `WouldBlock` instead of waiting (std's
-    /// meaning); `false` restores waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Bounds every read's wait (std's meaning; `None`: no bound): a read that waits longer
-    /// fails with `TimedOut`. A zero duration is an error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_timeout(R, timeout)
-    }
-
-    /// Bounds every write's wait, as [`set_read_timeout`](Self::set_read_timeout).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_timeout(W, timeout)
-    }
-
-    /// The read time-out.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.timeout(R))
-    }
-
-    /// The write time-out.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.timeout(W))
-    }
-
-    /// Sets the read and write deadlines, Go's `SetDeadline`: see
-    /// [`set_read_deadline`](Self::set_read_deadline).
-    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.set_read_deadline(deadline)?;
-        self.set_write_deadline(deadline)
-    }
-
-    /// Go's `SetReadDeadline`: once `deadline` has passed, reads fail with `TimedOut`, also
-    /// one waiting now (set a deadline in the past to end a read under way from another
-    /// goroutine). `None` removes it; a later deadline extends it.
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(R, deadline);
-        Ok(())
-    }
-
-    /// Go's `SetWriteDeadline`, as [`set_read_deadline`](Self::set_read_deadline) for writes.
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(W, deadline);
-        Ok(())
-    }
-
     /// The std stream, in blocking mode again.
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
         let stream = self.source.into_inner();
@@ -437,67 +369,6 @@ impl TryFrom<std::net::TcpStream> for TcpStream {
     }
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.source.read_stream(len, None, |s| (&*s).read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.source.run(R, None, |s| (&*s).read_vectored(bufs))
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.source.run(W, None, |s| (&*s).write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.source.run(W, None, |s| (&*s).write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpStream")
@@ -507,3 +378,8 @@ impl fmt::Debug for TcpStream {
             .finish()
     }
 }
+
+socket_fd!(TcpListener);
+socket_fd!(TcpStream);
+socket_deadlines!(TcpStream);
+stream_io!(TcpStream);

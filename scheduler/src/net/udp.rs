@@ -3,8 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -150,52 +149,6 @@ impl UdpSocket {
         Ok(clone)
     }
 
-    /// With `true`, operations fail with `WouldBlock` instead of waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Bounds every receive's wait; a zero duration is an error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_timeout(R, timeout)
-    }
-
-    /// Bounds every send's wait; a zero duration is an error.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.source.set_timeout(W, timeout)
-    }
-
-    /// The receive time-out.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.timeout(R))
-    }
-
-    /// The send time-out.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.source.timeout(W))
-    }
-
-    /// Sets both deadlines (Go's `SetDeadline`).
-    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(R, deadline);
-        self.source.set_deadline(W, deadline);
-        Ok(())
-    }
-
-    /// Go's `SetReadDeadline`: receives fail with `TimedOut` once it has passed, also one
-    /// waiting now.
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(R, deadline);
-        Ok(())
-    }
-
-    /// Go's `SetWriteDeadline`.
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(W, deadline);
-        Ok(())
-    }
-
     /// The std socket, in blocking mode again.
     pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
         let socket = self.source.into_inner();
@@ -216,18 +169,6 @@ impl TryFrom<std::net::UdpSocket> for UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UdpSocket")
@@ -236,3 +177,6 @@ impl fmt::Debug for UdpSocket {
             .finish()
     }
 }
+
+socket_fd!(UdpSocket);
+socket_deadlines!(UdpSocket);

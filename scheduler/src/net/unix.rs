@@ -2,12 +2,11 @@
 //! the goroutine.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
-use std::time::Instant;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -81,12 +80,6 @@ impl UnixListener {
         self.source.get_ref().local_addr()
     }
 
-    /// With `true`, `accept` fails with `WouldBlock` instead of waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
     /// Takes the pending socket error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.source.get_ref().take_error()
@@ -109,18 +102,6 @@ impl TryFrom<net::UnixListener> for UnixListener {
         Ok(UnixListener {
             source: Source::new(listener),
         })
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
     }
 }
 
@@ -218,41 +199,6 @@ impl UnixStream {
         Ok(clone)
     }
 
-    /// With `true`, reads and writes fail with `WouldBlock` instead of waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.source.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Bounds every read's wait (`TimedOut`); a zero duration is an error.
-    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
-        self.source.set_timeout(R, timeout)
-    }
-
-    /// Bounds every write's wait (`TimedOut`); a zero duration is an error.
-    pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
-        self.source.set_timeout(W, timeout)
-    }
-
-    /// Sets both deadlines (Go's `SetDeadline`).
-    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(R, deadline);
-        self.source.set_deadline(W, deadline);
-        Ok(())
-    }
-
-    /// Go's `SetReadDeadline`.
-    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(R, deadline);
-        Ok(())
-    }
-
-    /// Go's `SetWriteDeadline`.
-    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(W, deadline);
-        Ok(())
-    }
-
     /// The std stream, in blocking mode again.
     pub fn into_std(self) -> io::Result<net::UnixStream> {
         let stream = self.source.into_inner();
@@ -273,59 +219,6 @@ impl TryFrom<net::UnixStream> for UnixStream {
     }
 }
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.source.read_stream(len, None, |s| (&*s).read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.source.run(R, None, |s| (&*s).read_vectored(bufs))
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.source.run(W, None, |s| (&*s).write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.source.run(W, None, |s| (&*s).write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.source.raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.source.get_ref().as_fd()
-    }
-}
-
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnixStream")
@@ -333,3 +226,8 @@ impl fmt::Debug for UnixStream {
             .finish()
     }
 }
+
+socket_fd!(UnixListener);
+socket_fd!(UnixStream);
+socket_deadlines!(UnixStream);
+stream_io!(UnixStream);

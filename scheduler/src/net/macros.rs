@@ -1,0 +1,179 @@
+//! What the socket types have alike, written once: the raw descriptor and the non-blocking
+//! switch (every type), time-outs and deadlines (the connected and datagram sockets), and
+//! `Read`/`Write` on the type and on a shared reference to it (the streams).
+
+/// `std::os::fd::AsRawFd`, `std::os::fd::AsFd` and `set_nonblocking` for a type with a `source: Source<_>` field.
+macro_rules! socket_fd {
+    ($socket:ident) => {
+        impl $socket {
+            /// With `true`, an operation that would wait fails with `WouldBlock` instead
+            /// (std's meaning); `false` restores waiting. The socket itself is always
+            /// non-blocking underneath.
+            pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+                self.source.set_nonblocking(nonblocking);
+                Ok(())
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $socket {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.source.raw_fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $socket {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(self.source.get_ref())
+            }
+        }
+    };
+}
+
+/// std's time-outs and Go's deadlines for a type with a `source: Source<_>` field.
+macro_rules! socket_deadlines {
+    ($socket:ident) => {
+        impl $socket {
+            /// Bounds the wait of every read (or receive), std's meaning (`None`: no bound):
+            /// one that waits longer fails with `TimedOut`. A zero duration is an error.
+            pub fn set_read_timeout(
+                &self,
+                timeout: Option<std::time::Duration>,
+            ) -> std::io::Result<()> {
+                self.source
+                    .set_timeout($crate::sched::io::registration::Direction::Read, timeout)
+            }
+
+            /// Bounds the wait of every write (or send), as
+            /// [`set_read_timeout`](Self::set_read_timeout).
+            pub fn set_write_timeout(
+                &self,
+                timeout: Option<std::time::Duration>,
+            ) -> std::io::Result<()> {
+                self.source
+                    .set_timeout($crate::sched::io::registration::Direction::Write, timeout)
+            }
+
+            /// The read time-out.
+            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self
+                    .source
+                    .timeout($crate::sched::io::registration::Direction::Read))
+            }
+
+            /// The write time-out.
+            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self
+                    .source
+                    .timeout($crate::sched::io::registration::Direction::Write))
+            }
+
+            /// Sets the read and write deadlines, Go's `SetDeadline`: see
+            /// [`set_read_deadline`](Self::set_read_deadline).
+            pub fn set_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
+                self.set_read_deadline(deadline)?;
+                self.set_write_deadline(deadline)
+            }
+
+            /// Go's `SetReadDeadline`: once `deadline` has passed, reads (receives) fail with
+            /// `TimedOut`, also one waiting now (set a deadline in the past to end a read under
+            /// way from another goroutine). `None` removes it; a later deadline extends it.
+            pub fn set_read_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
+                self.source
+                    .set_deadline($crate::sched::io::registration::Direction::Read, deadline);
+                Ok(())
+            }
+
+            /// Go's `SetWriteDeadline`, as [`set_read_deadline`](Self::set_read_deadline) for
+            /// writes (sends).
+            pub fn set_write_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
+                self.source
+                    .set_deadline($crate::sched::io::registration::Direction::Write, deadline);
+                Ok(())
+            }
+        }
+    };
+}
+
+/// `Read` and `Write` for a stream type and for a shared reference to it (a reader goroutine
+/// and a writer goroutine can share one connection), on a `source: Source<S>` field whose `&S`
+/// reads and writes.
+macro_rules! stream_io {
+    ($stream:ident) => {
+        impl std::io::Read for &$stream {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let len = buf.len();
+                self.source
+                    .read_stream(len, None, |s| std::io::Read::read(&mut &*s, buf))
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.source.run(
+                    $crate::sched::io::registration::Direction::Read,
+                    None,
+                    |s| std::io::Read::read_vectored(&mut &*s, bufs),
+                )
+            }
+        }
+
+        impl std::io::Write for &$stream {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.source.run(
+                    $crate::sched::io::registration::Direction::Write,
+                    None,
+                    |s| std::io::Write::write(&mut &*s, buf),
+                )
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.source.run(
+                    $crate::sched::io::registration::Direction::Write,
+                    None,
+                    |s| std::io::Write::write_vectored(&mut &*s, bufs),
+                )
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $stream {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+
+        impl std::io::Write for $stream {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                std::io::Write::write(&mut &*self, buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
