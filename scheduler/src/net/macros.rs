@@ -1,10 +1,11 @@
-//! What the socket types have alike, written once: the raw descriptor and the non-blocking
-//! switch (every type), time-outs and deadlines (the connected and datagram sockets), and
+//! What the socket types have alike, written once: the raw descriptor, the non-blocking
+//! switch, cloning and conversion to and from std (every type), `IP_TTL` (the IP ones), time-outs and deadlines (the connected and datagram sockets), and
 //! `Read`/`Write` on the type and on a shared reference to it (the streams).
 
-/// `std::os::fd::AsRawFd`, `std::os::fd::AsFd` and `set_nonblocking` for a type with a `source: Source<_>` field.
+/// For a type with a `source: Source<$std>` field: `AsRawFd`, `AsFd`, `set_nonblocking`,
+/// `take_error`, `try_clone`, `into_std` and `TryFrom<$std>`.
 macro_rules! socket_fd {
-    ($socket:ident) => {
+    ($socket:ident, $std:ty) => {
         impl $socket {
             /// With `true`, an operation that would wait fails with `WouldBlock` instead
             /// (std's meaning); `false` restores waiting. The socket itself is always
@@ -12,6 +13,41 @@ macro_rules! socket_fd {
             pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
                 self.source.set_nonblocking(nonblocking);
                 Ok(())
+            }
+
+            /// Takes the pending socket error (`SO_ERROR`).
+            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+                self.source.get_ref().take_error()
+            }
+
+            /// A second handle to the same socket (a duplicated descriptor), with the same
+            /// time-outs, deadlines and non-blocking switch; each handle has its own from
+            /// then on.
+            pub fn try_clone(&self) -> std::io::Result<$socket> {
+                let clone = $socket {
+                    source: Source::new(self.source.get_ref().try_clone()?),
+                };
+                self.source.copy_settings_to(&clone.source);
+                Ok(clone)
+            }
+
+            /// The std socket, out of the pollers and in blocking mode again.
+            pub fn into_std(self) -> std::io::Result<$std> {
+                let socket = self.source.into_inner();
+                socket.set_nonblocking(false)?;
+                Ok(socket)
+            }
+        }
+
+        /// Takes a std socket (in any mode) over; it is put in non-blocking mode underneath.
+        impl TryFrom<$std> for $socket {
+            type Error = std::io::Error;
+
+            fn try_from(socket: $std) -> std::io::Result<$socket> {
+                socket.set_nonblocking(true)?;
+                Ok($socket {
+                    source: Source::new(socket),
+                })
             }
         }
 
@@ -24,6 +60,23 @@ macro_rules! socket_fd {
         impl std::os::fd::AsFd for $socket {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
                 std::os::fd::AsFd::as_fd(self.source.get_ref())
+            }
+        }
+    };
+}
+
+/// `IP_TTL` for a type with a `source: Source<_>` field over a std IP socket.
+macro_rules! socket_ttl {
+    ($socket:ident) => {
+        impl $socket {
+            /// Sets `IP_TTL`.
+            pub fn set_ttl(&self, ttl: u32) -> std::io::Result<()> {
+                self.source.get_ref().set_ttl(ttl)
+            }
+
+            /// Reads `IP_TTL`.
+            pub fn ttl(&self) -> std::io::Result<u32> {
+                self.source.get_ref().ttl()
             }
         }
     };

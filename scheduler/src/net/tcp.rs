@@ -108,49 +108,6 @@ impl TcpListener {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.source.get_ref().local_addr()
     }
-
-    /// Sets `IP_TTL`.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.source.get_ref().set_ttl(ttl)
-    }
-
-    /// Reads `IP_TTL`.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.source.get_ref().ttl()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// A second handle to the same socket (a duplicated descriptor).
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let clone = TcpListener {
-            source: Source::new(self.source.get_ref().try_clone()?),
-        };
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
-    }
-
-    /// The std listener, in blocking mode again.
-    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
-        let listener = self.source.into_inner();
-        listener.set_nonblocking(false)?;
-        Ok(listener)
-    }
-}
-
-/// Takes a std listener (in any mode) over; it is put in non-blocking mode underneath.
-impl TryFrom<std::net::TcpListener> for TcpListener {
-    type Error = io::Error;
-
-    fn try_from(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        listener.set_nonblocking(true)?;
-        Ok(TcpListener {
-            source: Source::new(listener),
-        })
-    }
 }
 
 impl fmt::Debug for TcpListener {
@@ -323,50 +280,6 @@ impl TcpStream {
     pub fn nodelay(&self) -> io::Result<bool> {
         self.source.get_ref().nodelay()
     }
-
-    /// Sets `IP_TTL`.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.source.get_ref().set_ttl(ttl)
-    }
-
-    /// Reads `IP_TTL`.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.source.get_ref().ttl()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// A second handle to the same connection (a duplicated descriptor), with the same
-    /// deadlines and time-outs. Each handle has its own from then on.
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let clone = TcpStream {
-            source: Source::new(self.source.get_ref().try_clone()?),
-        };
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
-    }
-
-    /// The std stream, in blocking mode again.
-    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        let stream = self.source.into_inner();
-        stream.set_nonblocking(false)?;
-        Ok(stream)
-    }
-}
-
-/// Takes a std stream (in any mode) over; it is put in non-blocking mode underneath.
-impl TryFrom<std::net::TcpStream> for TcpStream {
-    type Error = io::Error;
-
-    fn try_from(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        stream.set_nonblocking(true)?;
-        Ok(TcpStream {
-            source: Source::new(stream),
-        })
-    }
 }
 
 impl fmt::Debug for TcpStream {
@@ -379,7 +292,9 @@ impl fmt::Debug for TcpStream {
     }
 }
 
-socket_fd!(TcpListener);
-socket_fd!(TcpStream);
+socket_fd!(TcpListener, std::net::TcpListener);
+socket_ttl!(TcpListener);
+socket_fd!(TcpStream, std::net::TcpStream);
+socket_ttl!(TcpStream);
 socket_deadlines!(TcpStream);
 stream_io!(TcpStream);

@@ -124,49 +124,6 @@ impl UdpSocket {
     pub fn broadcast(&self) -> io::Result<bool> {
         self.source.get_ref().broadcast()
     }
-
-    /// Sets `IP_TTL`.
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.source.get_ref().set_ttl(ttl)
-    }
-
-    /// Reads `IP_TTL`.
-    pub fn ttl(&self) -> io::Result<u32> {
-        self.source.get_ref().ttl()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// A second handle to the same socket, with the same deadlines and time-outs.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let clone = UdpSocket {
-            source: Source::new(self.source.get_ref().try_clone()?),
-        };
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
-    }
-
-    /// The std socket, in blocking mode again.
-    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
-        let socket = self.source.into_inner();
-        socket.set_nonblocking(false)?;
-        Ok(socket)
-    }
-}
-
-/// Takes a std socket (in any mode) over; it is put in non-blocking mode underneath.
-impl TryFrom<std::net::UdpSocket> for UdpSocket {
-    type Error = io::Error;
-
-    fn try_from(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        socket.set_nonblocking(true)?;
-        Ok(UdpSocket {
-            source: Source::new(socket),
-        })
-    }
 }
 
 impl fmt::Debug for UdpSocket {
@@ -178,5 +135,6 @@ impl fmt::Debug for UdpSocket {
     }
 }
 
-socket_fd!(UdpSocket);
+socket_fd!(UdpSocket, std::net::UdpSocket);
+socket_ttl!(UdpSocket);
 socket_deadlines!(UdpSocket);

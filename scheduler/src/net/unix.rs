@@ -79,30 +79,6 @@ impl UnixListener {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.source.get_ref().local_addr()
     }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// The std listener, in blocking mode again.
-    pub fn into_std(self) -> io::Result<net::UnixListener> {
-        let listener = self.source.into_inner();
-        listener.set_nonblocking(false)?;
-        Ok(listener)
-    }
-}
-
-/// Takes a std listener over; it is put in non-blocking mode underneath.
-impl TryFrom<net::UnixListener> for UnixListener {
-    type Error = io::Error;
-
-    fn try_from(listener: net::UnixListener) -> io::Result<UnixListener> {
-        listener.set_nonblocking(true)?;
-        Ok(UnixListener {
-            source: Source::new(listener),
-        })
-    }
 }
 
 impl fmt::Debug for UnixListener {
@@ -184,39 +160,6 @@ impl UnixStream {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.source.get_ref().shutdown(how)
     }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.source.get_ref().take_error()
-    }
-
-    /// A second handle to the same stream, with the same deadlines and time-outs.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let clone = UnixStream {
-            source: Source::new(self.source.get_ref().try_clone()?),
-        };
-        self.source.copy_settings_to(&clone.source);
-        Ok(clone)
-    }
-
-    /// The std stream, in blocking mode again.
-    pub fn into_std(self) -> io::Result<net::UnixStream> {
-        let stream = self.source.into_inner();
-        stream.set_nonblocking(false)?;
-        Ok(stream)
-    }
-}
-
-/// Takes a std stream over; it is put in non-blocking mode underneath.
-impl TryFrom<net::UnixStream> for UnixStream {
-    type Error = io::Error;
-
-    fn try_from(stream: net::UnixStream) -> io::Result<UnixStream> {
-        stream.set_nonblocking(true)?;
-        Ok(UnixStream {
-            source: Source::new(stream),
-        })
-    }
 }
 
 impl fmt::Debug for UnixStream {
@@ -227,7 +170,7 @@ impl fmt::Debug for UnixStream {
     }
 }
 
-socket_fd!(UnixListener);
-socket_fd!(UnixStream);
+socket_fd!(UnixListener, net::UnixListener);
+socket_fd!(UnixStream, net::UnixStream);
 socket_deadlines!(UnixStream);
 stream_io!(UnixStream);
