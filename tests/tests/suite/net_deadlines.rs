@@ -19,7 +19,7 @@ pub(super) fn assert_timed_out<T: std::fmt::Debug>(
     result: io::Result<T>,
     start: Instant,
     at_least: Duration,
-) {
+) -> io::Error {
     let elapsed = start.elapsed();
     let err = result.expect_err(what);
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{what}: {err}");
@@ -28,6 +28,7 @@ pub(super) fn assert_timed_out<T: std::fmt::Debug>(
         "{what}: timed out after {elapsed:?}, before {at_least:?}"
     );
     assert!(elapsed < LATE, "{what}: timed out only after {elapsed:?}");
+    err
 }
 
 #[test]

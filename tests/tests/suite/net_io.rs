@@ -6,41 +6,19 @@ use std::net::SocketAddr;
 use std::panic;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use scheduler::context::{Context, ContextError};
 use scheduler::net::{Pollable, UdpSocket, UnixListener, UnixStream, context_error};
 use scheduler::{JoinHandle, Runtime};
 use scheduler_tests::{HANG_LIMIT, runtime, settle, watchdog};
 
-/// The deadlines and time-outs the tests set: a wait must last at least this long.
-const SHORT: Duration = Duration::from_millis(100);
-
-/// A wait of [`SHORT`] (or one that should end at once) that lasts longer than this failed.
-const LATE: Duration = Duration::from_secs(5);
+use super::net_deadlines::assert_timed_out;
+use super::net_tcp::SHORT;
 
 /// Joins a goroutine, resuming its panic (with its own message) on the caller.
 fn join<T>(handle: JoinHandle<T>) -> T {
     handle.join().unwrap_or_else(|p| panic::resume_unwind(p))
-}
-
-/// Asserts that `result` failed with `TimedOut` no sooner than `at_least` after `start`, and
-/// not [`LATE`]; returns the error.
-fn assert_timed_out<T: std::fmt::Debug>(
-    what: &str,
-    result: io::Result<T>,
-    start: Instant,
-    at_least: Duration,
-) -> io::Error {
-    let elapsed = start.elapsed();
-    let err = result.expect_err(what);
-    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{what}: {err}");
-    assert!(
-        elapsed >= at_least,
-        "{what}: timed out after {elapsed:?}, before {at_least:?}"
-    );
-    assert!(elapsed < LATE, "{what}: timed out only after {elapsed:?}");
-    err
 }
 
 /// Waits until exactly `n` goroutines of `rt` are parked, all of them on I/O.
