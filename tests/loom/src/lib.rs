@@ -60,6 +60,7 @@ mod chan_handoff;
 mod idle_workers;
 mod join_state;
 mod park_wake;
+mod io_edges;
 mod wait_group;
 
 /// Explores every interleaving of `f` with at most `LOOM_MAX_PREEMPTIONS` (default
