@@ -213,10 +213,9 @@ pub struct WorkerMetrics {
 /// Reads `shared`'s counters into a [`Metrics`].
 pub(crate) fn snapshot(shared: &Shared) -> Metrics {
     let live = shared.live();
-    let global_queue = shared.injector.len();
     let pool = shared.blocking.stats();
     let mut blocked = [0; BLOCK_KINDS];
-    let (mut runnable, mut running, mut inline) = (global_queue, 0, 0);
+    let (mut runnable, mut running, mut inline) = (0, 0, 0);
     let workers = shared
         .remotes
         .iter()
@@ -250,6 +249,12 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
             }
         })
         .collect();
+    // The global queue last: a goroutine moves from it to a worker (running, then parked or
+    // queued there), never back, so a snapshot read in the opposite order counts a goroutine
+    // that moves meanwhile once at most; read first, the queue could still hold one that the
+    // workers' counters show parked a moment later, and a settled runtime would look busy.
+    let global_queue = shared.injector.len();
+    runnable += global_queue;
     Metrics {
         procs: shared.procs,
         live,
