@@ -58,9 +58,9 @@ pub(crate) mod clock;
 
 mod chan_handoff;
 mod idle_workers;
+mod io_edges;
 mod join_state;
 mod park_wake;
-mod io_edges;
 mod wait_group;
 
 /// Explores every interleaving of `f` with at most `LOOM_MAX_PREEMPTIONS` (default
