@@ -1,6 +1,7 @@
 //! What the socket types have alike, written once: the raw descriptor, the non-blocking
-//! switch, cloning and conversion to and from std (every type), `IP_TTL` (the IP ones), time-outs and deadlines (the connected and datagram sockets), and
-//! `Read`/`Write` on the type and on a shared reference to it (the streams).
+//! switch, cloning and conversion to and from std (every type), `IP_TTL` (the IP ones),
+//! time-outs and deadlines (the connected and datagram sockets), and `Read`/`Write` on the
+//! type and on a shared reference to it (the streams).
 
 /// For a type with a `source: Source<$std>` field: `AsRawFd`, `AsFd`, `set_nonblocking`,
 /// `take_error`, `try_clone`, `into_std` and `TryFrom<$std>`.

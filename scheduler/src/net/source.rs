@@ -161,8 +161,9 @@ impl<S: AsRawFd> Source<S> {
         }
     }
 
-    /// Waits until the descriptor is ready in `direction`, without an operation: `is_ready`
-    /// checks the kernel's state (a `poll(2)` of zero time-out) after the edge count is read.
+    /// Waits until the descriptor is ready in `direction` (or `until`, or `ctx` ends), without
+    /// an operation: the kernel's state is checked by a `poll(2)` of zero time-out after the
+    /// edge count is read, and the wait is for the next edge if it is not ready.
     pub(crate) fn ready(
         &self,
         direction: Direction,

@@ -23,10 +23,10 @@ const PARKED: u8 = 1;
 const NOTIFIED: u8 = 2;
 /// Parked with no deadline: only an unpark wakes it (see [`super::deadlock`]).
 const PARKED_FOREVER: u8 = 3;
-/// Added to `PARKED` or `PARKED_FOREVER` while the owner sleeps in its readiness poller
-/// ([`park_polling`](Parker::park_polling)) instead of on the futex: an unpark wakes the
-/// poller then.
-const POLLING: u8 = 4;
+/// Parked in the owner's readiness poller ([`park_polling`](Parker::park_polling)) instead
+/// of on the futex: an unpark wakes the poller. Never "forever": the owner sleeps there only
+/// while one of its goroutines waits for I/O, which a peer may end.
+const PARKED_POLLING: u8 = 4;
 
 /// One worker's sleep/wake word. Parked only by its owner; unparked by anyone.
 pub(crate) struct Parker {
@@ -108,16 +108,10 @@ impl Parker {
     /// [`park`](Self::park) for an owner that sleeps in a readiness poller: `sleep` blocks
     /// in the poller until its timeout (the caller's deadline), an I/O event, or the poller's
     /// wake, which [`unpark_with`](Self::unpark_with) calls for an owner parked here. Returns
-    /// at once if an unpark came since the last park returned. `forever` says that only an
-    /// unpark can end the sleep (no deadline, and no goroutine of the owner waits for I/O):
-    /// then `on_sleep_forever` runs first, as for `park`.
+    /// at once if an unpark came since the last park returned. The deadlock check never
+    /// counts such an owner asleep for good (`PARKED_POLLING`).
     #[cfg_attr(loom, allow(dead_code))] // the poller is not modelled
-    pub(crate) fn park_polling(
-        &self,
-        forever: bool,
-        on_sleep_forever: impl FnOnce(),
-        sleep: impl FnOnce(),
-    ) {
+    pub(crate) fn park_polling(&self, sleep: impl FnOnce()) {
         // Acquire: as in `park`.
         if self
             .state
@@ -126,18 +120,15 @@ impl Parker {
         {
             return;
         }
-        let parked = POLLING | if forever { PARKED_FOREVER } else { PARKED };
         if self
             .state
             // SeqCst: as in `park` (the deadlock check reads the mark).
-            .compare_exchange(EMPTY, parked, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(EMPTY, PARKED_POLLING, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
         {
+            // Raced with an unpark: the state is NOTIFIED now; consume it.
             self.state.swap(EMPTY, Ordering::Acquire);
             return;
-        }
-        if forever {
-            on_sleep_forever();
         }
         // An unpark from here on wakes the poller (or makes its next wait return at once):
         // the sleep cannot miss it. Whatever ended it, go back to EMPTY, consuming a
@@ -159,7 +150,7 @@ impl Parker {
     #[cfg_attr(loom, allow(dead_code))] // only the deadlock check uses it; not modelled
     pub(crate) fn is_parked_forever(&self) -> bool {
         // SeqCst: see `park`.
-        self.state.load(Ordering::SeqCst) & !POLLING == PARKED_FOREVER
+        self.state.load(Ordering::SeqCst) == PARKED_FOREVER
     }
 
     /// Wakes the owner if it sleeps in [`park`](Self::park), or makes its next `park` return.
@@ -178,7 +169,7 @@ impl Parker {
         // SeqCst: Release publishes the work handed over before this call (pairs with park's
         // Acquire); the deadlock check needs the total order (see `park`).
         let previous = self.state.swap(NOTIFIED, Ordering::SeqCst);
-        if previous & POLLING != 0 {
+        if previous == PARKED_POLLING {
             wake_poller();
         } else if previous == PARKED || previous == PARKED_FOREVER {
             // SAFETY: same key as park; the callback does not call into parking_lot.
@@ -186,7 +177,7 @@ impl Parker {
                 parking_lot_core::unpark_one(self.key(), |_| DEFAULT_UNPARK_TOKEN);
             }
         }
-        previous & !POLLING == PARKED_FOREVER
+        previous == PARKED_FOREVER
     }
 }
 

@@ -5,9 +5,9 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scheduler::JoinHandle;
-use scheduler::context::{Context, ContextError};
+use scheduler::context::{CancelHandle, Context, ContextError};
 use scheduler::net::{TcpListener, TcpStream, context_error};
+use scheduler::{JoinHandle, Runtime};
 use scheduler_tests::{HANG_LIMIT, runtime, settle, watchdog};
 
 use super::net_tcp::{LATE, SHORT, join, tcp_pair};
@@ -29,6 +29,15 @@ pub(super) fn assert_timed_out<T: std::fmt::Debug>(
     );
     assert!(elapsed < LATE, "{what}: timed out only after {elapsed:?}");
     err
+}
+
+/// Cancels `cancel` from a goroutine of `rt` (not the waiter's), returning when it did.
+fn cancel_from_a_goroutine(rt: &Runtime, cancel: CancelHandle) -> Instant {
+    join(rt.spawn(move || {
+        let now = Instant::now();
+        cancel.cancel();
+        now
+    }))
 }
 
 #[test]
@@ -239,11 +248,7 @@ fn read_ctx_cancelled_from_another_goroutine_returns_canceled() {
             (result, Instant::now())
         });
         settle(&rt, "the reader parks", |m| m.blocked.io == 1);
-        let cancelled_at = join(rt.spawn(move || {
-            let now = Instant::now();
-            cancel.cancel();
-            now
-        }));
+        let cancelled_at = cancel_from_a_goroutine(&rt, cancel);
         let (result, ended) = join(reader);
         let err = result.expect_err("the read ended without data");
         assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
@@ -296,11 +301,7 @@ fn accept_ctx_cancelled_from_another_goroutine_returns_canceled() {
         let l = listener.clone();
         let acceptor = rt.spawn(move || (l.accept_ctx(&ctx).map(|_| ()), Instant::now()));
         settle(&rt, "the acceptor parks", |m| m.blocked.io == 1);
-        let cancelled_at = join(rt.spawn(move || {
-            let now = Instant::now();
-            cancel.cancel();
-            now
-        }));
+        let cancelled_at = cancel_from_a_goroutine(&rt, cancel);
         let (result, ended) = join(acceptor);
         let err = result.expect_err("nobody connected");
         assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");

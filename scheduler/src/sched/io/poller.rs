@@ -44,7 +44,9 @@ pub(crate) struct Poller {
     /// event already taken from the kernel never finds a freed one.
     sources: Mutex<HashMap<usize, Arc<Registration>, BuildHasherDefault<TokenHasher>>>,
     /// Waiters of this poller waiting for an edge now. A worker's poller: changed and read by
-    /// the worker's thread only (its goroutines never change thread), so Relaxed. The
+    /// the worker's thread only (its goroutines never change thread), so Relaxed; the monitor
+    /// reads it too, as a hint whether a poll is worth trying (a stale value costs one
+    /// empty poll, or delays one poll by a tick). The
     /// process-wide poller: changed by every waiting thread, read by the deadlock check after
     /// a SeqCst load that saw the waiting goroutine's worker asleep (which orders the
     /// increment the goroutine made before it parked).
@@ -153,7 +155,7 @@ impl Poller {
         let _ = self.waker.wake();
     }
 
-    /// Counts a goroutine of the owner waiting for an edge until the guard drops.
+    /// Counts a waiter waiting for an edge here until the guard drops.
     pub(crate) fn waiting(&self) -> Waiting<'_> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         Waiting(self)

@@ -1,5 +1,7 @@
-//! A worker's sleep: the final look before it parks, the short watch of its parker, and the
-//! wake-up (the protocol, and why no wakeup is lost, is in [`super::super::idle`]).
+//! A worker's sleep: the final look before it parks, the short watch of its parker, the sleep
+//! itself (on its parker, or in its readiness poller while one of its goroutines waits for
+//! I/O), and the wake-up (the protocol, and why no wakeup is lost, is in
+//! [`super::super::idle`]).
 
 use std::time::{Duration, Instant};
 
@@ -52,17 +54,12 @@ impl WorkerLocal {
                 .stats
                 .asleep(self.awake_since.get(), self.busy_ns.get(), true);
             self.busy_ns.set(busy);
-            let on_sleep_forever = || {
-                if deadlock::all_asleep(shared) {
-                    shared.deadlock.stalled();
-                }
-            };
             match remote.poller.get() {
                 // A goroutine of ours waits for I/O: sleep in the poller, which its readiness
                 // (or an unpark) ends. Not forever: the peer may still write. No spin: the
                 // event is the likelier wake, and the poller sees it at once.
                 Some(poller) if poller.has_waiters() => {
-                    remote.parker.park_polling(false, on_sleep_forever, || {
+                    remote.parker.park_polling(|| {
                         let timeout =
                             next_timer.map(|t| t.saturating_duration_since(Instant::now()));
                         poller.poll(timeout);
@@ -70,7 +67,11 @@ impl WorkerLocal {
                 }
                 _ => {
                     spin_until_notified(&remote.parker);
-                    remote.parker.park(next_timer, on_sleep_forever);
+                    remote.parker.park(next_timer, || {
+                        if deadlock::all_asleep(shared) {
+                            shared.deadlock.stalled();
+                        }
+                    });
                 }
             }
             self.awake_since.set(self.stats.awake(busy));

@@ -15,8 +15,9 @@
 //! * the worker's inbox ([`Sources::inbox`]): its started goroutines woken by other threads;
 //!   drained into `ready`.
 //!
-//! Every 61st pick looks at the global injector first and every 31st takes the oldest local
-//! goroutine first, so nothing waits forever behind a busy queue.
+//! Every 61st pick looks at the global injector first (and polls for readiness, if goroutines
+//! of this worker wait for I/O) and every 31st takes the oldest local goroutine first, so
+//! nothing waits forever behind a busy queue.
 //!
 //! Everything here is owned by the worker thread (`Cell`, `RefCell`, a crossbeam `Worker`),
 //! and nothing here runs a goroutine: the pick order is tested on plain tasks that never
