@@ -64,11 +64,12 @@ const HEAD_START: &[u8] =
     b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\ndate: ";
 const _: () = assert!(HELLO.len() == 13);
 
-/// Connections accepted so far, for the final line.
+/// Connections accepted so far, for the final line. Relaxed: a count, published with nothing.
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 
 /// Unix seconds, stored by the clock goroutine at every whole second: the source of every
-/// `date` header.
+/// `date` header. Relaxed: the value alone matters, and a reader a moment behind formats the
+/// previous second.
 static NOW_SECS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Copy, PartialEq, Eq)]

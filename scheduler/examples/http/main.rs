@@ -208,7 +208,9 @@ struct Server {
     force: Context,
     /// Connections that ended after `stop` ended, before `force` did.
     finished: AtomicUsize,
-    /// Connections that ended after `force` ended.
+    /// Connections that ended after `force` ended. Both counters Relaxed: plain counts, read
+    /// after the wait group's wait, which orders the increments of the connections it saw
+    /// end (those still running are counted as forced anyway).
     forced: AtomicUsize,
 }
 

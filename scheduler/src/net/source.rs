@@ -22,7 +22,7 @@ pub(crate) struct Source<S: AsRawFd> {
     deadlines: [AtomicU64; 2],
     timeouts: [AtomicU64; 2],
     /// Set by `set_nonblocking(true)`: an operation that would block fails with `WouldBlock`
-    /// instead of waiting.
+    /// instead of waiting. Relaxed: a switch that publishes no other data.
     nonblocking: AtomicBool,
     /// One more than the read edge count at which the last read found the socket drained
     /// (see [`read_stream`](Self::read_stream)); 0 when it did not.
