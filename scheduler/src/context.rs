@@ -278,7 +278,7 @@ impl<T> Sender<T> {
         match select_as(
             &mut [&mut send, &mut cancel],
             Mode::Block,
-            BlockKind::Channel,
+            BlockKind::ChannelSend,
         ) {
             Some(0) => send
                 .outcome()
@@ -310,7 +310,7 @@ impl<T> Receiver<T> {
         match select_as(
             &mut [&mut recv, &mut cancel],
             Mode::Block,
-            BlockKind::Channel,
+            BlockKind::ChannelReceive,
         ) {
             Some(0) => recv
                 .outcome()

@@ -63,7 +63,9 @@ compile_error!(
 mod builder;
 pub mod chan;
 pub mod context;
+mod dump;
 mod goroutine;
+mod goroutine_builder;
 mod metrics;
 pub mod net;
 mod runtime;
@@ -76,13 +78,18 @@ pub mod time;
 mod wait;
 
 pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};
+pub use dump::{GoroutineDump, GoroutineInfo, GoroutineState, WaitReason};
 pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+pub use goroutine_builder::GoroutineBuilder;
 pub use metrics::{BlockedGoroutines, Metrics, WorkerMetrics};
 pub use runtime::{Runtime, ShutdownError};
 pub use sched::join_handle::JoinHandle;
 pub use sched::spawn_error::SpawnError;
 pub use sync::WaitGroup;
 pub use wait::Cancelled;
+
+use goroutine::task::Origin;
+use sched::spawn_error::spawned_or_panic;
 
 /// What the macros expand to; not a public API.
 #[doc(hidden)]
@@ -117,12 +124,39 @@ pub use time::sleep;
 ///
 /// On a runtime built with [`Builder::max_goroutines`] that holds that many goroutines,
 /// `spawn` parks the caller until one finishes (where [`try_spawn`] fails at once).
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::current::with_shared("spawn", |shared| shared.spawn(f))
+    let origin = Origin::here();
+    spawned_or_panic(sched::current::with_shared("spawn", |shared| {
+        shared.try_spawn(f, true, origin)
+    }))
+}
+
+/// Every live goroutine of the runtime running the caller: Go's `runtime.Stack(buf, true)`.
+/// See [`GoroutineDump`]; [`Runtime::goroutines`] does the same from anywhere.
+///
+/// # Examples
+///
+/// ```
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// rt.block_on(|| {
+///     let dump = scheduler::goroutines();
+///     let me = dump.iter().next().expect("the caller is live");
+///     assert_eq!(me.name(), Some("main"));
+///     assert_eq!(me.state(), scheduler::GoroutineState::Running { worker: 0 });
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Outside a goroutine.
+#[track_caller]
+pub fn goroutines() -> GoroutineDump {
+    sched::current::with_shared("goroutines", |shared| GoroutineDump::of(shared))
 }
 
 /// Like [`spawn`], but reports a refused goroutine as an error instead of panicking or
@@ -149,12 +183,14 @@ where
 /// # Panics
 ///
 /// Outside a goroutine: use [`Runtime::try_spawn`] there.
+#[track_caller]
 pub fn try_spawn<F, T>(f: F) -> Result<JoinHandle<T>, SpawnError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::current::with_shared("try_spawn", |shared| shared.try_spawn(f, false))
+    let origin = Origin::here();
+    sched::current::with_shared("try_spawn", |shared| shared.try_spawn(f, false, origin))
 }
 
 /// Runs `f` on the runtime's blocking pool, a set of plain OS threads beside the workers, and
@@ -209,13 +245,15 @@ where
 /// Outside a goroutine: use [`Runtime::spawn_blocking`] there. Also when the job is refused,
 /// with the [`SpawnError`]'s message: the runtime is shutting down, or the pool has no thread
 /// and cannot start one. Use [`try_spawn_blocking`] to get the error instead.
+#[track_caller]
 pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    sched::current::with_shared("spawn_blocking", |shared| sched::blocking::spawn(shared, f))
-        .unwrap_or_else(|err| panic!("{err}"))
+    spawned_or_panic(sched::current::with_shared("spawn_blocking", |shared| {
+        sched::blocking::spawn(shared, f)
+    }))
 }
 
 /// Like [`spawn_blocking`], but reports a refused job as an error instead of panicking: the

@@ -167,9 +167,14 @@ impl BlockedGoroutines {
 
     fn from_counts(counts: &[usize; BLOCK_KINDS]) -> BlockedGoroutines {
         let n = |kind: BlockKind| counts[kind as usize];
+        let sync = BlockKind::ALL
+            .iter()
+            .filter(|kind| kind.is_sync())
+            .map(|&kind| n(kind))
+            .sum();
         BlockedGoroutines {
-            channel: n(BlockKind::Channel),
-            sync: n(BlockKind::Sync),
+            channel: n(BlockKind::ChannelReceive) + n(BlockKind::ChannelSend),
+            sync,
             wait_group: n(BlockKind::WaitGroup),
             timer: n(BlockKind::Timer),
             join: n(BlockKind::Join),

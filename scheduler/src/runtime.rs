@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::panic;
+use std::panic::{self, Location};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::Worker;
 
 use crate::builder::{BuildError, Builder};
+use crate::dump::GoroutineDump;
 use crate::goroutine::overflow::{self, AltStack};
-use crate::goroutine::task::TaskRef;
+use crate::goroutine::task::{Origin, TaskRef};
 use crate::metrics::{self, Metrics};
 use crate::sched::blocking;
 use crate::sched::config::Config;
@@ -20,7 +21,7 @@ use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::monitor;
 use crate::sched::shared::{Phase, Shared};
-use crate::sched::spawn_error::SpawnError;
+use crate::sched::spawn_error::{SpawnError, spawned_or_panic};
 use crate::sched::worker;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
@@ -144,6 +145,7 @@ impl Runtime {
     /// assert_eq!(rt.block_on(|| scheduler::procs()), 1);
     /// assert_eq!(rt.block_on(|| "again"), "again");
     /// ```
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
@@ -151,15 +153,22 @@ impl Runtime {
     {
         // Deadlock detection needs a caller that is no goroutine (a goroutine of this runtime
         // would be one of the sleepers; one of another runtime brings other threads anyway).
+        let origin = Origin {
+            site: Location::caller(),
+            name: Some(Arc::from("main")),
+        };
         let handle = if current::on_worker() {
-            self.spawn(f)
+            self.shared.spawn(f, origin)
         } else {
             let watch = self.shared.deadlock.watch();
             let finish = FinishOnDrop(watch.clone());
-            let handle = self.spawn(move || {
-                let _finish = finish;
-                f()
-            });
+            let handle = self.shared.spawn(
+                move || {
+                    let _finish = finish;
+                    f()
+                },
+                origin,
+            );
             let mut seen = 0;
             while !watch.wait(&mut seen) {
                 if deadlock::is_deadlocked(&self.shared) {
@@ -194,12 +203,13 @@ impl Runtime {
     /// # Panics
     ///
     /// When the goroutine is refused, as [`try_spawn`](Self::try_spawn) describes.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.spawn(f)
+        self.shared.spawn(f, Origin::here())
     }
 
     /// Spawns a goroutine from anywhere, or says at once why it was refused: the runtime is
@@ -210,12 +220,13 @@ impl Runtime {
     /// # Errors
     ///
     /// [`SpawnError::ShuttingDown`], [`SpawnError::AtCapacity`] or [`SpawnError::Stacks`].
+    #[track_caller]
     pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.shared.try_spawn(f, false)
+        self.shared.try_spawn(f, false, Origin::here())
     }
 
     /// Runs `f` on the runtime's blocking pool, from anywhere: a plain thread, or a goroutine
@@ -237,13 +248,13 @@ impl Runtime {
     ///
     /// When the job is refused, as [`try_spawn_blocking`](Self::try_spawn_blocking)
     /// describes.
+    #[track_caller]
     pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.try_spawn_blocking(f)
-            .unwrap_or_else(|err| panic!("{err}"))
+        spawned_or_panic(self.try_spawn_blocking(f))
     }
 
     /// Like [`spawn_blocking`](Self::spawn_blocking), but says why a job was refused: the
@@ -306,6 +317,12 @@ impl Runtime {
     /// ```
     pub fn metrics(&self) -> Metrics {
         metrics::snapshot(&self.shared)
+    }
+
+    /// Every live goroutine of the runtime, with what it does and where: Go's goroutine dump.
+    /// Callable from anywhere, while the runtime runs. See [`GoroutineDump`].
+    pub fn goroutines(&self) -> GoroutineDump {
+        GoroutineDump::of(&self.shared)
     }
 
     /// How many times the runtime's monitor found a goroutine that had run for a whole
@@ -382,6 +399,11 @@ impl Runtime {
             self.shared.set_phase(Phase::Draining);
         }
         self.shutdown(Instant::now().checked_add(timeout))
+    }
+
+    /// The runtime's shared state, for the spawning faces beside this one.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     fn called_from_own_goroutine(&self) -> bool {

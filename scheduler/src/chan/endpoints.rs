@@ -45,7 +45,7 @@ impl<T> Sender<T> {
             return parked::send(&self.chan, value);
         }
         let mut op = SendOp::on(&self.chan, value);
-        select_one(&mut op, Mode::Block, BlockKind::Channel);
+        select_one(&mut op, Mode::Block, BlockKind::ChannelSend);
         op.outcome()
     }
 
@@ -81,7 +81,7 @@ impl<T> Sender<T> {
 
     fn send_mode(&self, value: T, mode: Mode) -> Result<(), SendTimeoutError<T>> {
         let mut op = SendOp::on(&self.chan, value);
-        if select_one(&mut op, mode, BlockKind::Channel) {
+        if select_one(&mut op, mode, BlockKind::ChannelSend) {
             op.outcome()
                 .map_err(|SendError(v)| SendTimeoutError::Disconnected(v))
         } else {
@@ -144,7 +144,7 @@ impl<T> Receiver<T> {
             return parked::recv(&self.chan);
         }
         let mut op = RecvOp::on(&self.chan);
-        select_one(&mut op, Mode::Block, BlockKind::Channel);
+        select_one(&mut op, Mode::Block, BlockKind::ChannelReceive);
         op.outcome()
     }
 
@@ -180,7 +180,7 @@ impl<T> Receiver<T> {
 
     fn recv_mode(&self, mode: Mode) -> Result<T, RecvTimeoutError> {
         let mut op = RecvOp::on(&self.chan);
-        if select_one(&mut op, mode, BlockKind::Channel) {
+        if select_one(&mut op, mode, BlockKind::ChannelReceive) {
             op.outcome()
                 .map_err(|RecvError| RecvTimeoutError::Disconnected)
         } else {

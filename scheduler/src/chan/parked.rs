@@ -124,7 +124,11 @@ fn wait<T>(
         side,
     };
     // Rule 1: the lock is released by the worker once this goroutine is parked.
-    park_current_unlocking(state.into_lock(), &slot.task, BlockKind::Channel);
+    let kind = match side {
+        Side::Send => BlockKind::ChannelSend,
+        Side::Recv => BlockKind::ChannelReceive,
+    };
+    park_current_unlocking(state.into_lock(), &slot.task, kind);
     // Acquire: pairs with the completer's Release store; the value it wrote is visible.
     let withdrawn = !slot.done.load(Ordering::Acquire) && guard.withdraw_if_open();
     std::mem::forget(guard);

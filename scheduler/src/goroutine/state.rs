@@ -101,6 +101,13 @@ impl TaskState {
         self.0.store(DONE, Ordering::Release);
     }
 
+    /// Whether the goroutine is parked: a snapshot, for the goroutine dump.
+    #[cfg(not(loom))]
+    pub(crate) fn is_parked(&self) -> bool {
+        // Relaxed: a snapshot that orders nothing; the state may change right after.
+        self.0.load(Ordering::Relaxed) == PARKED
+    }
+
     /// Whether the goroutine has finished (for tests and assertions).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn is_finished(&self) -> bool {

@@ -2,8 +2,9 @@
 //! its closure and, later, its result. Both live in a single allocation, made by `spawn`.
 
 use std::cell::UnsafeCell;
+use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::thread;
 
 use corosensei::{Coroutine, Yielder};
@@ -60,6 +61,26 @@ pub(crate) trait Runnable: Wake + Send + Sync + 'static {
     fn cancel(&self, finished: &dyn Fn());
 }
 
+/// Where a goroutine comes from: the line that spawned it and the name it was given. Shown by
+/// the goroutine dump, stall warnings and panic messages.
+pub(crate) struct Origin {
+    /// The caller of `spawn` (or of whichever public function spawned it).
+    pub(crate) site: &'static Location<'static>,
+    /// The name given through `GoroutineBuilder::name`, if any.
+    pub(crate) name: Option<Arc<str>>,
+}
+
+impl Origin {
+    /// An unnamed goroutine spawned at the caller's line.
+    #[track_caller]
+    pub(crate) fn here() -> Origin {
+        Origin {
+            site: Location::caller(),
+            name: None,
+        }
+    }
+}
+
 /// The part of a goroutine every queue and waker touches.
 pub(crate) struct Header {
     /// Queued or running, parked, or finished (see [`TaskState`]). Read and written by any
@@ -76,6 +97,13 @@ pub(crate) struct Header {
     pub(crate) shared: *const (),
     /// Unique within its runtime; 1 for the first goroutine.
     pub(crate) id: u64,
+    /// Where it was spawned, and its name. Immutable.
+    pub(crate) origin: Origin,
+    /// The shard of the runtime's registry of live goroutines that lists it (`sched::registry`).
+    /// Immutable.
+    pub(crate) registry_shard: u32,
+    /// Its index in that shard. Read and written only under the shard's lock.
+    pub(crate) registry_index: AtomicU32,
     /// The coroutine's yielder. Written by the goroutine when it starts and read by it when it
     /// suspends: only on the home thread.
     yielder: UnsafeCell<*const GoYielder>,
@@ -85,7 +113,15 @@ pub(crate) struct Header {
     /// park, read by its worker when the park succeeds (to count it as blocked on that kind)
     /// and when it takes the woken goroutine back (to count it out). Home worker only.
     /// (Not passed in [`Suspend`]: a bigger payload there costs every yield.)
-    parked_as: UnsafeCell<BlockKind>,
+    /// Written on the home worker only; atomic so that the goroutine dump can read it from
+    /// any thread.
+    parked_as: AtomicU8,
+    /// The line of the user's code where the goroutine last parked (`park_current`'s caller,
+    /// through `#[track_caller]`). Written by the goroutine as it parks, read by the dump.
+    wait_site: AtomicPtr<Location<'static>>,
+    /// When the goroutine last parked, in the runtime's coarse clock (milliseconds since
+    /// the runtime started). Written by the home worker as it parks the goroutine.
+    parked_at: AtomicU64,
 }
 
 // SAFETY: the UnsafeCell fields are touched only on the goroutine's home worker thread (field
@@ -97,16 +133,21 @@ unsafe impl Send for Header {}
 unsafe impl Sync for Header {}
 
 impl Header {
-    pub(crate) fn new(shared: *const (), id: u64) -> Header {
+    pub(crate) fn new(shared: *const (), id: u64, origin: Origin, registry_shard: u32) -> Header {
         Header {
             state: TaskState::new(),
             cancelled: AtomicBool::new(false),
             home: Home::unclaimed(),
             shared,
             id,
+            origin,
+            registry_shard,
+            registry_index: AtomicU32::new(0),
             yielder: UnsafeCell::new(std::ptr::null()),
             slot: UnsafeCell::new(0),
-            parked_as: UnsafeCell::new(BlockKind::Other),
+            parked_as: AtomicU8::new(BlockKind::Other as u8),
+            wait_site: AtomicPtr::new(std::ptr::null_mut()),
+            parked_at: AtomicU64::new(0),
         }
     }
 
@@ -146,18 +187,44 @@ impl Header {
 
     /// What the goroutine waits for, or waited for when it last parked.
     ///
-    /// # Safety
-    /// Home worker thread only.
-    pub(crate) unsafe fn parked_as(&self) -> BlockKind {
-        // SAFETY: home-thread-only access (caller's contract).
-        unsafe { *self.parked_as.get() }
+    /// Exact on the home worker thread, which alone writes it; elsewhere (the dump) a recent
+    /// value.
+    #[inline]
+    pub(crate) fn parked_as(&self) -> BlockKind {
+        // Relaxed: on the home thread this reads its own last store; the dump wants a recent
+        // value and orders nothing by it.
+        BlockKind::from_u8(self.parked_as.load(Ordering::Relaxed))
     }
 
-    /// # Safety
-    /// Home worker thread only.
-    pub(crate) unsafe fn set_parked_as(&self, kind: BlockKind) {
-        // SAFETY: home-thread-only access (caller's contract).
-        unsafe { *self.parked_as.get() = kind }
+    /// Records what the goroutine is about to park on, and the user's line that waits.
+    /// Called by the goroutine itself, on its home thread.
+    #[inline]
+    pub(crate) fn set_parked_as(&self, kind: BlockKind, site: &'static Location<'static>) {
+        // Relaxed: only the home thread writes these; readers elsewhere want a recent value.
+        self.parked_as.store(kind as u8, Ordering::Relaxed);
+        self.wait_site
+            .store(std::ptr::from_ref(site).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// Where the goroutine last parked, if it ever did.
+    pub(crate) fn wait_site(&self) -> Option<&'static Location<'static>> {
+        // Relaxed: see `set_parked_as`.
+        let site = self.wait_site.load(Ordering::Relaxed);
+        // SAFETY: null, or a `&'static Location` stored by `set_parked_as`.
+        unsafe { site.as_ref() }
+    }
+
+    /// Stamps the park that the home worker is completing with the coarse clock's reading.
+    #[inline]
+    pub(crate) fn set_parked_at(&self, millis: u64) {
+        // Relaxed: a statistic for the dump, which orders nothing by it.
+        self.parked_at.store(millis, Ordering::Relaxed);
+    }
+
+    /// When the goroutine last parked, in the coarse clock's milliseconds.
+    pub(crate) fn parked_at(&self) -> u64 {
+        // Relaxed: see `set_parked_at`.
+        self.parked_at.load(Ordering::Relaxed)
     }
 
     /// Whether a forced shutdown cancelled the goroutine. Once set, every later suspension
@@ -183,9 +250,15 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    pub(crate) fn new(shared: *const (), id: u64, f: F) -> Arc<Task<F, T>> {
+    pub(crate) fn new(
+        shared: *const (),
+        id: u64,
+        origin: Origin,
+        registry_shard: u32,
+        f: F,
+    ) -> Arc<Task<F, T>> {
         Arc::new(Task {
-            header: Header::new(shared, id),
+            header: Header::new(shared, id, origin, registry_shard),
             completion: Completion::new(f),
         })
     }

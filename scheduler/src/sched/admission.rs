@@ -58,7 +58,7 @@ impl Admission {
             if state.take_free() {
                 return;
             }
-            let waiter = Waiter::for_current(BlockKind::Sync);
+            let waiter = Waiter::for_current(BlockKind::Semaphore);
             state.waiters.push(&waiter, 0);
             waiter
         };

@@ -8,7 +8,7 @@
 //! ([`with_worker`], [`with_shared`]).
 
 use std::cell::{Cell, UnsafeCell};
-use std::panic;
+use std::panic::{self, Location};
 use std::sync::Arc;
 
 use super::shared::Shared;
@@ -122,7 +122,8 @@ pub(crate) fn can_run_inline(shared: *const ()) -> bool {
 }
 
 /// Suspends the running goroutine until something calls [`super::unpark`] on it; it counts as
-/// blocked on `kind` meanwhile. May return spuriously: callers re-check their condition. Must
+/// blocked on `kind` meanwhile, and the goroutine dump shows it waiting at the caller's line
+/// (`#[track_caller]`: every function between the user's call and this one carries it). May return spuriously: callers re-check their condition. Must
 /// be called inside a goroutine.
 ///
 /// Does not unwind a cancelled goroutine: the caller looks at the goroutine's
@@ -130,12 +131,12 @@ pub(crate) fn can_run_inline(shared: *const ()) -> bool {
 /// granted it anything yet, and only then unwinds with [`unwind_cancelled`]. A wait that was
 /// granted (a lock handed over, a permit, a value) completes normally, and the goroutine
 /// unwinds at its next suspension point instead: cancellation is sticky.
+#[track_caller]
 pub(crate) fn park_current(kind: BlockKind) {
     // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
     // holds for the whole resume.
     let header = unsafe { &*running_header() };
-    // SAFETY: the goroutine's own header, on its home thread.
-    unsafe { header.set_parked_as(kind) };
+    header.set_parked_as(kind, Location::caller());
     // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
     // holds for the whole resume; it started, so its yielder is set, and we are on its home
     // thread: the running goroutine suspends itself through its own yielder.
@@ -164,6 +165,7 @@ pub(crate) fn unwind_cancelled() -> ! {
 /// unwind here: its worker does not park it (it comes back at once), and the caller withdraws
 /// its wait, then calls [`continue_cancellation`].
 /// Must be called inside a goroutine that may suspend, with `lock` locked and `keeper` empty.
+#[track_caller]
 pub(crate) fn park_current_unlocking(
     lock: &RawLock,
     keeper: &UnsafeCell<Option<TaskRef>>,
@@ -171,8 +173,7 @@ pub(crate) fn park_current_unlocking(
 ) {
     // SAFETY: as in `park_current`.
     let header = unsafe { &*running_header() };
-    // SAFETY: the goroutine's own header, on its home thread.
-    unsafe { header.set_parked_as(kind) };
+    header.set_parked_as(kind, Location::caller());
     let handover = Handover { lock, keeper };
     // SAFETY: as in `park_current`: the running goroutine suspends itself through its own
     // yielder. The lock and the keeper outlive the suspension: the caller borrows them for
@@ -237,13 +238,16 @@ pub(crate) fn continue_cancellation() {
 ///
 /// # Panics
 ///
-/// Outside a goroutine, with a message naming `what`.
+/// Outside a goroutine, with a message naming `what`, at the caller's line
+/// (`#[track_caller]`).
+#[track_caller]
 pub(crate) fn with_shared<R>(what: &str, f: impl FnOnce(&Arc<Shared>) -> R) -> R {
-    with_worker(|worker| match worker {
-        Some(worker) => f(worker.shared()),
+    // The panic is raised here, not in a closure, so that it reports the caller's line.
+    match with_worker(|worker| worker.map(|worker| f(worker.shared()))) {
+        Some(result) => result,
         None => panic!(
             "scheduler: {what} called outside a runtime; call it inside a goroutine, \
              or use Runtime::spawn / Runtime::block_on"
         ),
-    })
+    }
 }

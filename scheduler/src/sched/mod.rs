@@ -14,12 +14,14 @@
 //!   (the `max_goroutines` gate);
 //! * watching: [`monitor`] (goroutines running too long, stuck workers), [`spare`] (workers
 //!   started for workers blocked in system calls), [`deadlock`] (when `block_on` reports
-//!   one), [`stats`] (the counters behind the runtime's metrics);
+//!   one), [`stats`] (the counters behind the runtime's metrics), [`registry`] (every live
+//!   goroutine, for the dump), [`clock`] (the coarse clock that stamps parks);
 //! * the rest of a runtime: [`blocking`] (the pool of `spawn_blocking`), [`config`] (its
 //!   settings), [`spawn_error`] (why a spawn is refused).
 
 pub(crate) mod admission;
 pub(crate) mod blocking;
+pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod current;
 pub(crate) mod deadlock;
@@ -28,6 +30,7 @@ pub(crate) mod io;
 pub(crate) mod join_handle;
 pub(crate) mod monitor;
 pub(crate) mod parker;
+pub(crate) mod registry;
 pub(crate) mod shared;
 pub(crate) mod spare;
 pub(crate) mod spawn_error;

@@ -99,6 +99,10 @@ pub(crate) struct Activity {
     clock: AtomicI32,
     /// The worker thread's kernel thread id, or 0 until the worker publishes it.
     tid: AtomicI32,
+    /// The id of the goroutine the worker runs right now, 0 between goroutines. Written only
+    /// by the owning worker, at the start and the end of each resume; read by the goroutine
+    /// dump and by the monitor's stall warnings.
+    goroutine: AtomicU64,
 }
 
 impl Activity {
@@ -117,6 +121,25 @@ impl Activity {
     pub(crate) fn parking(&self, epoch: u64) {
         // Relaxed: as in `resuming`.
         self.epoch.store(epoch & !RUNNING, Ordering::Relaxed);
+    }
+
+    /// The worker runs goroutine `id` from now on (0: none). Only the owning worker calls this.
+    #[inline]
+    pub(crate) fn set_goroutine(&self, id: u64) {
+        // Relaxed: a snapshot for the dump and the monitor, which publish nothing through it.
+        self.goroutine.store(id, Ordering::Relaxed);
+    }
+
+    /// The goroutine the worker runs, if any: a snapshot.
+    pub(crate) fn goroutine(&self) -> Option<u64> {
+        // Relaxed: see `set_goroutine`.
+        Some(self.goroutine.load(Ordering::Relaxed)).filter(|&id| id != 0)
+    }
+
+    /// The worker thread's kernel thread id, once it has published it.
+    pub(crate) fn tid(&self) -> Option<i32> {
+        // Relaxed: see `publish_thread`.
+        Some(self.tid.load(Ordering::Relaxed)).filter(|&tid| tid != 0)
     }
 
     /// Whether the worker's published state is still the running resume of `epoch` (it has
@@ -334,6 +357,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         .collect();
     while monitor.pause(&shared) {
         let now = Instant::now();
+        shared.clock.refresh();
         let mut blocked = 0;
         let slots = shared.steal_slots();
         for (remote, seen) in shared.remotes[..slots].iter().zip(&mut seen) {
@@ -406,7 +430,7 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::goroutine::task::Task;
+    use crate::goroutine::task::{Origin, Runnable, Task};
     use crate::sched::current;
     use crate::sched::join_handle::JoinHandle;
 
@@ -421,7 +445,15 @@ mod tests {
             let worker = worker.expect("called inside a goroutine");
             worker.reserve_stack().expect("a stack for the goroutine");
             let id = worker.count_spawned();
-            let task = Task::new(Arc::as_ptr(worker.shared()).cast(), id, f);
+            let shard = worker.index() as u32;
+            let task = Task::new(
+                Arc::as_ptr(worker.shared()).cast(),
+                id,
+                Origin::here(),
+                shard,
+                f,
+            );
+            worker.shared().registry.insert(task.header());
             let handle = JoinHandle::new(task.clone());
             worker.push_unannounced(task);
             handle

@@ -9,6 +9,7 @@ use crossbeam_deque::{Injector, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 
 use super::admission::Admission;
+use super::clock::CoarseClock;
 use super::config::Config;
 use super::current;
 use super::deadlock::Deadlock;
@@ -16,11 +17,12 @@ use super::idle::Idle;
 use super::io::poller::Poller;
 use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
+use super::registry::Registry;
 use super::spare::Spares;
 use super::stats::WorkerStats;
 use super::worker::WorkerLocal;
 use crate::goroutine::stack::StackArena;
-use crate::goroutine::task::{Task, TaskRef};
+use crate::goroutine::task::{Origin, Runnable, Task, TaskRef};
 use crate::sched::blocking::Pool;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::spawn_error::SpawnError;
@@ -155,6 +157,10 @@ pub(crate) struct Shared {
     pub(crate) blocking: Pool,
     /// The monitor thread's settings, sleep and counters.
     pub(crate) monitor: Monitor,
+    /// Every live goroutine, for the goroutine dump.
+    pub(crate) registry: Registry,
+    /// Milliseconds since the runtime started, refreshed by the monitor: stamps parks.
+    pub(crate) clock: CoarseClock,
 }
 
 impl Shared {
@@ -174,6 +180,7 @@ impl Shared {
             ..
         } = *config;
         debug_assert_eq!(stealers.len(), procs + spare_locals.len());
+        let spare_locals_len = spare_locals.len();
         let remotes = stealers
             .into_iter()
             .enumerate()
@@ -207,6 +214,8 @@ impl Shared {
             admission: max_goroutines.map(Admission::new),
             blocking: Pool::new(blocking),
             monitor: Monitor::new(time_slice),
+            registry: Registry::new(procs + spare_locals_len + 1),
+            clock: CoarseClock::new(),
         }
     }
 
@@ -220,6 +229,7 @@ impl Shared {
         self: &Arc<Shared>,
         f: F,
         wait: bool,
+        origin: Origin,
     ) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -228,7 +238,7 @@ impl Shared {
         self.admit(wait)?;
         current::with_worker(|worker| {
             let worker = worker.filter(|w| w.belongs_to(self));
-            self.admitted_spawn(worker, f)
+            self.admitted_spawn(worker, f, origin)
         })
     }
 
@@ -238,6 +248,7 @@ impl Shared {
         self: &Arc<Self>,
         worker: Option<&WorkerLocal>,
         f: F,
+        origin: Origin,
     ) -> Result<JoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -264,7 +275,12 @@ impl Shared {
                 self.take_ids(1)
             }
         };
-        let task = Task::new(Arc::as_ptr(self).cast(), id, f);
+        let shard = match worker {
+            Some(worker) => worker.index() as u32,
+            None => self.registry.outside_shard(),
+        };
+        let task = Task::new(Arc::as_ptr(self).cast(), id, origin, shard, f);
+        self.registry.insert(task.header());
         let handle = JoinHandle::new(task.clone());
         match worker {
             Some(worker) => worker.push_spawned(task),
@@ -276,14 +292,18 @@ impl Shared {
         Ok(handle)
     }
 
-    /// [`try_spawn`](Self::try_spawn), panicking with the reason when it is refused.
-    pub(crate) fn spawn<F, T>(self: &Arc<Shared>, f: F) -> JoinHandle<T>
+    /// [`try_spawn`](Self::try_spawn), panicking with the reason when it is refused (at
+    /// the caller's line: `#[track_caller]`).
+    #[track_caller]
+    pub(crate) fn spawn<F, T>(self: &Arc<Shared>, f: F, origin: Origin) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.try_spawn(f, true)
-            .unwrap_or_else(|err| panic!("{err}"))
+        match self.try_spawn(f, true, origin) {
+            Ok(handle) => handle,
+            Err(err) => panic!("{err}"),
+        }
     }
 
     /// Admits one more goroutine, or says why not (see `try_spawn`). Inline: without

@@ -97,6 +97,16 @@ impl fmt::Display for SpawnError {
     }
 }
 
+/// The handle of a spawn, or a panic with the reason it was refused, reported at the line of
+/// the user's call (`#[track_caller]`), for the spawn functions that panic.
+#[track_caller]
+pub(crate) fn spawned_or_panic<H>(result: Result<H, SpawnError>) -> H {
+    match result {
+        Ok(handle) => handle,
+        Err(err) => panic!("{err}"),
+    }
+}
+
 impl Error for SpawnError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {

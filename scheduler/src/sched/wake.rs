@@ -56,8 +56,7 @@ fn enqueue(task: TaskRef) {
             if std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), runtime)
                 && worker.index() == home =>
         {
-            // SAFETY: `task` still holds the goroutine (it moves only after this), and this
-            // thread is its home worker.
+            // SAFETY: `task` still holds the goroutine (it moves only after this).
             let kind = unsafe { (*header).parked_as() };
             worker.push_woken(task, kind);
             None

@@ -78,7 +78,7 @@ impl Condvar {
         deadline: Option<Instant>,
     ) -> (MutexGuard<'a, T>, bool) {
         let mutex: &'a Mutex<T> = MutexGuard::mutex(&guard);
-        let waiter = Waiter::for_current(BlockKind::Sync);
+        let waiter = Waiter::for_current(BlockKind::Condvar);
         self.waiters.lock().push(&waiter, 0);
         drop(guard);
         let notified = waiter.wait_until(deadline).is_some();

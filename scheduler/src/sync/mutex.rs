@@ -165,7 +165,7 @@ impl<T: ?Sized> Mutex<T> {
         let started = Instant::now();
         let mut requeue = false;
         loop {
-            let waiter = Waiter::for_current(BlockKind::Sync);
+            let waiter = Waiter::for_current(BlockKind::Mutex);
             {
                 let mut queue = self.queue.lock();
                 let mut state = self.state.load(Ordering::Relaxed);

@@ -142,7 +142,7 @@ impl<T> OnceLock<T> {
     }
 
     fn wait_while_running(&self) {
-        let waiter = Waiter::for_current(BlockKind::Sync);
+        let waiter = Waiter::for_current(BlockKind::Once);
         {
             let mut waiters = self.waiters.lock();
             // Checked under the lock that `wake_all` takes after changing the state.

@@ -174,7 +174,7 @@ impl<T: ?Sized> RwLock<T> {
 
     #[cold]
     fn lock_slow(&self, write: bool) {
-        let waiter = Waiter::for_current(BlockKind::Sync);
+        let waiter = Waiter::for_current(BlockKind::RwLock);
         {
             let mut queue = self.queue.lock();
             let mut state = self.state.load(Ordering::Relaxed);

@@ -151,7 +151,7 @@ impl Semaphore {
         match select_as(
             &mut [&mut acquire, &mut cancelled],
             Mode::Block,
-            BlockKind::Sync,
+            BlockKind::Semaphore,
         ) {
             Some(0) => Ok(SemaphorePermit { sem: self }),
             _ => Err(ctx.err_or_canceled()),
@@ -160,7 +160,7 @@ impl Semaphore {
 
     fn acquire_mode(&self, mode: Mode) -> Option<SemaphorePermit<'_>> {
         // `then`, not `then_some`: a permit built and dropped on failure would be released.
-        select_one(&mut AcquireOp::new(self), mode, BlockKind::Sync)
+        select_one(&mut AcquireOp::new(self), mode, BlockKind::Semaphore)
             .then(|| SemaphorePermit { sem: self })
     }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::context::{Context, ContextError};
+use crate::goroutine::task::Origin;
 use crate::sched::join_handle::JoinHandle;
+use crate::sched::spawn_error::spawned_or_panic;
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as};
 use crate::wait::BlockKind;
 use crate::wait::lock::{Locked, RawLock};
@@ -195,19 +197,28 @@ impl WaitGroup {
     ///     assert_eq!(wg.count(), 0);
     /// });
     /// ```
+    #[track_caller]
     pub fn go<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        crate::sched::current::with_shared("WaitGroup::go", |shared| {
-            self.add(1);
-            let guard = DoneOnDrop(self.clone());
-            shared.spawn(move || {
-                let _guard = guard;
-                f()
-            })
-        })
+        let origin = Origin::here();
+        spawned_or_panic(crate::sched::current::with_shared(
+            "WaitGroup::go",
+            |shared| {
+                self.add(1);
+                let guard = DoneOnDrop(self.clone());
+                shared.try_spawn(
+                    move || {
+                        let _guard = guard;
+                        f()
+                    },
+                    true,
+                    origin,
+                )
+            },
+        ))
     }
 }
 

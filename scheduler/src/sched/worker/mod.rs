@@ -159,8 +159,10 @@ impl WorkerLocal {
         self.current.borrow().clone()
     }
 
-    /// Counts a goroutine that finished on this worker, and takes back its stack reservation.
-    pub(crate) fn count_finished(&self) {
+    /// Counts a goroutine that finished on this worker (or was dropped unstarted), takes
+    /// back its stack reservation, and removes it from the registry of live goroutines.
+    pub(crate) fn count_finished(&self, header: &Header) {
+        self.shared.registry.remove(header);
         self.shared.remotes[self.index].counts.finished_one();
         self.shared.goroutine_finished();
         self.budgets.release_stack(&self.shared.stacks);
@@ -283,8 +285,8 @@ impl WorkerLocal {
         self.queues.next(
             self,
             || self.preemption_requested(),
-            // SAFETY: only this worker's own goroutines are in its inbox.
-            |task| self.stats.unparked(unsafe { task.header().parked_as() }),
+            // Only this worker's own goroutines are in its inbox.
+            |task| self.stats.unparked(task.header().parked_as()),
         )
     }
 
@@ -330,7 +332,7 @@ impl WorkerLocal {
         }
         if self.shared.phase() >= Phase::Cancelling {
             header.state.finish();
-            task.cancel(&|| self.count_finished());
+            task.cancel(&|| self.count_finished(header));
             return None;
         }
         let stack = match self.stacks.borrow_mut().take() {
@@ -386,12 +388,14 @@ impl WorkerLocal {
             self.epoch.set(epoch);
             self.activity.resuming(epoch);
         }
+        self.activity.set_goroutine(task.header().id);
         *self.current.borrow_mut() = Some(task);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: as above; the goroutine's own code never touches its entry.
             unsafe { (*entry).coro.resume(()) }
         }));
         self.stats.set_running(false);
+        self.activity.set_goroutine(0);
         overflow::clear_running();
         let task = self
             .current
@@ -451,8 +455,8 @@ impl WorkerLocal {
         if header.state.park() {
             // Counted out by this worker when it takes the goroutine back (`push_woken`,
             // `drain_inbox`), which comes after this on this thread.
-            // SAFETY: the worker loop of the goroutine's home worker.
-            self.stats.parked(unsafe { header.parked_as() });
+            header.set_parked_at(self.shared.clock.now());
+            self.stats.parked(header.parked_as());
             return true;
         }
         false
@@ -542,8 +546,13 @@ pub(crate) fn thread_main(index: usize, shared: Arc<Shared>, local: Worker<TaskR
 /// for a goroutine's body, which cannot borrow its worker across its suspensions.
 fn count_finished_here() {
     current::with_worker(|worker| {
-        worker
-            .expect("scheduler: internal error: a goroutine finished off its runtime's workers")
-            .count_finished();
+        let worker = worker
+            .expect("scheduler: internal error: a goroutine finished off its runtime's workers");
+        let header = worker
+            .current_header()
+            .expect("scheduler: internal error: a goroutine finished outside its resume");
+        // SAFETY: the header of the goroutine running right here, whose TaskRef the worker
+        // holds for the whole resume.
+        worker.count_finished(unsafe { &*header });
     });
 }

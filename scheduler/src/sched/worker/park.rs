@@ -75,6 +75,8 @@ impl WorkerLocal {
                 }
             }
             self.awake_since.set(self.stats.awake(busy));
+            // The monitor may have slept as long as we did: stamp parks with a fresh clock.
+            shared.clock.refresh();
         }
         let woken_as_searcher = shared.idle.after_wake(self.index);
         // Counted as unparked again (by `after_wake` or by the producer that woke us): a

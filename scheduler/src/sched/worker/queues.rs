@@ -269,11 +269,11 @@ impl StealOne for Injector<TaskRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::goroutine::task::Task;
+    use crate::goroutine::task::{Origin, Task};
 
     /// A goroutine that never runs: only its identity matters here.
     fn task(id: u64) -> TaskRef {
-        Task::new(std::ptr::null(), id, || ())
+        Task::new(std::ptr::null(), id, Origin::here(), 0, || ())
     }
 
     fn id(task: Option<TaskRef>) -> Option<u64> {
