@@ -47,6 +47,7 @@ use crate::chan::{
 use crate::sched::timers::run_at;
 use crate::select::{Mode, select_as};
 use crate::wait::BlockKind;
+use crate::wait::census;
 use crate::wait::timers::TimerAction;
 
 /// A scope of work that can end; cheap to clone (clones share the scope).
@@ -153,6 +154,7 @@ impl TimerAction for DeadlineTimer {
 impl Context {
     /// The root context: never cancelled, no deadline (Go's `context.Background()`).
     pub fn background() -> Context {
+        census::note_use();
         Context {
             node: Node::new(None, None),
         }
@@ -189,6 +191,7 @@ impl Context {
     }
 
     fn child(&self, deadline: Option<Instant>) -> (Context, CancelHandle) {
+        census::note_use();
         let node = Node::new(Some(self.node.clone()), deadline);
         let parent_err = {
             let mut state = self.node.state.lock();

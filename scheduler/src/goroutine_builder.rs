@@ -8,6 +8,7 @@ use crate::runtime::Runtime;
 use crate::sched;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::spawn_error::SpawnError;
+use crate::wait::census;
 
 /// Spawns a goroutine with a name, which shows in the goroutine dump
 /// ([`goroutines`](crate::goroutines())), in stall warnings, in the execution trace and in the
@@ -102,6 +103,7 @@ impl GoroutineBuilder {
         T: Send + 'static,
     {
         let origin = self.origin(Location::caller());
+        census::note_use();
         runtime.shared().try_spawn(f, true, origin)
     }
 

@@ -17,12 +17,13 @@ use crate::metrics::{self, Metrics};
 use crate::sched::blocking;
 use crate::sched::config::Config;
 use crate::sched::current;
-use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop};
+use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop, Verdict};
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::monitor;
 use crate::sched::shared::{Phase, Shared};
 use crate::sched::spawn_error::{SpawnError, spawned_or_panic};
 use crate::sched::worker;
+use crate::wait::census;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
 ///
@@ -81,6 +82,7 @@ impl Runtime {
         let stealers = locals.iter().map(Worker::stealer).collect();
         let spare_locals = locals.split_off(procs);
         let shared = Arc::new(Shared::new(config, stealers, spare_locals));
+        deadlock::register(&shared);
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(procs + 1),
@@ -123,12 +125,21 @@ impl Runtime {
     /// rule: called from a plain thread (not from a goroutine), `block_on` reports a deadlock
     /// when every worker sleeps with nothing queued and no timer pending, the process-wide
     /// timer thread (if any) has no live timer, no [`spawn_blocking`](Self::spawn_blocking)
-    /// job runs or waits, and the process has no thread besides the runtime's workers, its
-    /// idle blocking threads, the calling thread and that timer thread. Any other thread, which
-    /// might hold a channel or a `WaitGroup`, turns detection off, so a goroutine waiting for
-    /// a plain thread that will send is never reported. Before the panic, the runtime is shut
-    /// down as by [`shutdown_timeout`](Self::shutdown_timeout) at its deadline: every
-    /// goroutine is cancelled and unwound, and the runtime runs nothing more.
+    /// job runs or waits, and every other thread of the process is one that cannot wake a
+    /// goroutine: a thread waiting in this crate with no deadline (a `recv`, a `join`, another
+    /// `block_on`), a thread of another runtime that is itself asleep for good, or a thread
+    /// that never used this crate (made no channel, `WaitGroup` or `Context`, called no
+    /// `block_on` or `spawn`) and was started by a thread that had not either, so holds none
+    /// of its values: the test harness's threads, a logger started before the program's
+    /// first channel. A thread that may hold a value of the crate (it used the crate, or was
+    /// started by one that had, such as a thread a goroutine started) keeps detection off
+    /// while it lives, so a goroutine waiting for a plain thread that will send is never
+    /// reported. This works under `cargo test`, tests in parallel included.
+    ///
+    /// The panic message goes on with the dump of the goroutines ([`GoroutineDump`]): who
+    /// waits on what, and where. Before the panic, the runtime is shut down as by
+    /// [`shutdown_timeout`](Self::shutdown_timeout) at its deadline: every goroutine is
+    /// cancelled and unwound, and the runtime runs nothing more.
     ///
     /// ```should_panic
     /// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
@@ -153,6 +164,7 @@ impl Runtime {
     {
         // Deadlock detection needs a caller that is no goroutine (a goroutine of this runtime
         // would be one of the sleepers; one of another runtime brings other threads anyway).
+        census::note_use();
         let origin = Origin {
             site: Location::caller(),
             name: Some(Arc::from("main")),
@@ -170,18 +182,26 @@ impl Runtime {
                 origin,
             );
             let mut seen = 0;
-            while !watch.wait(&mut seen) {
-                if deadlock::is_deadlocked(&self.shared) {
-                    self.shared.deadlock.unwatch(&watch);
-                    if cfg!(panic = "abort") {
-                        // Cancelling the sleepers would unwind them, which aborts without a
-                        // word: say why the process ends first (this panic aborts it).
-                        panic!("{DEADLOCK_MESSAGE}");
+            let mut recheck = None;
+            while !watch.wait(&mut seen, recheck) {
+                recheck = match deadlock::verdict(&self.shared) {
+                    Verdict::Running => None,
+                    // Asleep, but a thread outside may still wake it: no worker will say
+                    // when that thread ends or starts to wait, so look again in a while.
+                    Verdict::AsleepButWatched => Some(deadlock::RECHECK),
+                    Verdict::Deadlocked => {
+                        self.shared.deadlock.unwatch(&watch);
+                        let dump = GoroutineDump::of(&self.shared);
+                        if cfg!(panic = "abort") {
+                            // Cancelling the sleepers would unwind them, which aborts without
+                            // a word: say why the process ends first (this panic aborts it).
+                            panic!("{DEADLOCK_MESSAGE}\n\n{dump}");
+                        }
+                        self.shared.set_phase(Phase::Cancelling);
+                        self.shared.wait_all_done(None);
+                        panic!("{DEADLOCK_MESSAGE}\n\n{dump}");
                     }
-                    self.shared.set_phase(Phase::Cancelling);
-                    self.shared.wait_all_done(None);
-                    panic!("{DEADLOCK_MESSAGE}");
-                }
+                };
             }
             self.shared.deadlock.unwatch(&watch);
             handle
@@ -209,6 +229,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        census::note_use();
         self.shared.spawn(f, Origin::here())
     }
 
@@ -226,6 +247,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        census::note_use();
         self.shared.try_spawn(f, false, Origin::here())
     }
 
@@ -269,6 +291,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        census::note_use();
         blocking::spawn(&self.shared, f)
     }
 

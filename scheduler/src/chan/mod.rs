@@ -43,14 +43,17 @@ pub use error::{
 pub use ops::{AsReceiver, AsSender, RecvOp, SendOp};
 
 use self::core::Chan;
+use crate::wait::census;
 
 /// A channel with a buffer of `cap` values; `cap == 0` makes a rendezvous channel.
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    census::note_use();
     pair(Chan::new(cap, false))
 }
 
 /// A channel whose buffer grows as needed: sends never block.
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    census::note_use();
     pair(Chan::new(usize::MAX, false))
 }
 

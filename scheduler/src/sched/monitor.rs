@@ -136,12 +136,6 @@ impl Activity {
         Some(self.goroutine.load(Ordering::Relaxed)).filter(|&id| id != 0)
     }
 
-    /// The worker thread's kernel thread id, once it has published it.
-    pub(crate) fn tid(&self) -> Option<i32> {
-        // Relaxed: see `publish_thread`.
-        Some(self.tid.load(Ordering::Relaxed)).filter(|&tid| tid != 0)
-    }
-
     /// Whether the worker's published state is still the running resume of `epoch` (it has
     /// not parked since). Only the owning worker calls this.
     #[inline]
@@ -348,6 +342,7 @@ impl Seen {
 
 /// The monitor thread's body: looks at the workers every tick until the runtime stops.
 pub(crate) fn run(shared: Arc<Shared>) {
+    let _census = crate::wait::census::crate_thread(shared.census_id());
     let monitor = &shared.monitor;
     let now = Instant::now();
     let mut seen: Vec<Seen> = shared

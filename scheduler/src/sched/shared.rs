@@ -306,6 +306,11 @@ impl Shared {
         }
     }
 
+    /// The runtime's id in the census of threads (`crate::wait::census`): its address.
+    pub(crate) fn census_id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     /// Admits one more goroutine, or says why not (see `try_spawn`). Inline: without
     /// `max_goroutines` this is a load and two compares on every spawn.
     #[inline]

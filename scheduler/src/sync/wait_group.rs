@@ -10,6 +10,7 @@ use crate::sched::join_handle::JoinHandle;
 use crate::sched::spawn_error::spawned_or_panic;
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as};
 use crate::wait::BlockKind;
+use crate::wait::census;
 use crate::wait::lock::{Locked, RawLock};
 use crate::wait::waiter::{Waiter, WaiterQueue};
 
@@ -69,6 +70,7 @@ struct Inner {
 impl WaitGroup {
     /// A new group with a counter of zero.
     pub fn new() -> WaitGroup {
+        census::note_use();
         WaitGroup::default()
     }
 

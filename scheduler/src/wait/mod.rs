@@ -9,7 +9,9 @@
 //!   address order for all its arms at once;
 //! * [`timers`]: the heap of timers a worker fires, and the process-wide timer thread;
 //! * [`block_kind`]: what a parked goroutine waits for, for the metrics;
-//! * [`cancelled`]: the payload a cancelled goroutine unwinds with.
+//! * [`cancelled`]: the payload a cancelled goroutine unwinds with;
+//! * [`census`]: which threads of the process could still wake a goroutine, for deadlock
+//!   detection.
 //!
 //! How a *goroutine* parks while it waits, and how it is woken, belongs to the scheduler
 //! above (`crate::sched::wait`, `crate::sched::wake`), which the kernel reaches only through
@@ -17,6 +19,7 @@
 
 pub(crate) mod block_kind;
 pub(crate) mod cancelled;
+pub(crate) mod census;
 pub(crate) mod lock;
 pub(crate) mod timers;
 pub(crate) mod waiter;

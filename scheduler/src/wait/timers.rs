@@ -188,11 +188,6 @@ pub(crate) struct GlobalTimers {
 
 static GLOBAL: OnceLock<&'static GlobalTimers> = OnceLock::new();
 
-/// Whether the timer thread was started.
-pub(crate) fn global_started() -> bool {
-    GLOBAL.get().is_some()
-}
-
 /// Whether the timer thread has nothing to do: not started, or no live timer pending and none
 /// firing.
 pub(crate) fn global_idle() -> bool {
@@ -214,7 +209,10 @@ pub(crate) fn global() -> &'static GlobalTimers {
         }));
         thread::Builder::new()
             .name("scheduler-timer".into())
-            .spawn(move || timers.run())
+            .spawn(move || {
+                let _census = super::census::crate_thread(super::census::SERVICE_THREADS);
+                timers.run()
+            })
             .expect("scheduler: cannot start the timer thread");
         timers
     })

@@ -129,7 +129,10 @@ impl Waiter {
     fn unpark(&self) {
         match &self.target {
             Target::Goroutine(goroutine) => goroutine.clone().wake(),
-            Target::Thread(thread) => thread.unpark(),
+            Target::Thread(thread) => {
+                super::census::note_wake();
+                thread.unpark();
+            }
         }
     }
 
@@ -148,6 +151,9 @@ impl Waiter {
     /// for a notification that already arrived.
     pub(crate) fn wait_thread_until(&self, deadline: Option<Instant>) -> Option<usize> {
         debug_assert!(!self.is_goroutine(), "a goroutine's wait parks it instead");
+        // Only a wake ends a wait with no deadline: deadlock detection may count this thread
+        // as asleep meanwhile.
+        let _waiting = deadline.is_none().then(super::census::waiting);
         while self.is_waiting() {
             match deadline {
                 None => thread::park(),

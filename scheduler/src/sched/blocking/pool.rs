@@ -243,6 +243,7 @@ enum Woken {
 
 /// The loop of a pool thread: run queued jobs, idle, retire.
 fn run_thread(shared: Arc<Shared>) {
+    let _census = crate::wait::census::crate_thread(shared.census_id());
     let pool = &shared.blocking;
     let mut state = pool.state.lock();
     loop {

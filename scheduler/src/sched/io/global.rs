@@ -30,6 +30,8 @@ pub(crate) fn poller() -> io::Result<&'static Arc<Poller>> {
         thread::Builder::new()
             .name("scheduler-io".into())
             .spawn(move || {
+                let _census =
+                    crate::wait::census::crate_thread(crate::wait::census::SERVICE_THREADS);
                 loop {
                     owner.poll(None);
                 }

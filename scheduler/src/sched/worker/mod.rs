@@ -32,6 +32,7 @@ use crate::goroutine::overflow;
 use crate::goroutine::stack::StackPool;
 use crate::goroutine::task::{GoYielder, Header, Suspend, TaskRef};
 use crate::wait::BlockKind;
+use crate::wait::census;
 use crate::wait::timers::{self, TimerHeap};
 
 use budget::Budgets;
@@ -535,6 +536,7 @@ impl Sources for WorkerLocal {
 /// worker loop until the runtime stops (or, for a spare, until it retires), then gives a
 /// spare's slot back. The only caller of [`WorkerLocal::run`], which keeps it inlined here.
 pub(crate) fn thread_main(index: usize, shared: Arc<Shared>, local: Worker<TaskRef>) {
+    let _census = census::crate_thread(shared.census_id());
     let worker = WorkerLocal::new(index, shared.clone(), local);
     worker.run();
     if index >= shared.procs {
