@@ -9,6 +9,7 @@ use crate::goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE
 use crate::sched::blocking;
 use crate::sched::config::Config;
 use crate::sched::monitor::DEFAULT_TIME_SLICE;
+use crate::sched::stall::DEFAULT_STALL_THRESHOLD;
 
 /// The most worker threads a runtime may have.
 pub const MAX_PROCS: usize = 4096;
@@ -37,6 +38,7 @@ pub struct Builder {
     max_goroutines: Option<usize>,
     blocking: blocking::Config,
     time_slice: Duration,
+    stall_warnings: Option<Option<Duration>>,
 }
 
 impl Default for Builder {
@@ -57,6 +59,7 @@ impl Builder {
             max_goroutines: None,
             blocking: blocking::Config::default(),
             time_slice: DEFAULT_TIME_SLICE,
+            stall_warnings: None,
         }
     }
 
@@ -223,6 +226,41 @@ impl Builder {
         self
     }
 
+    /// When to warn that a goroutine stalls its worker: `Some(threshold)` prints one line on
+    /// stderr when a goroutine has kept its worker for `threshold` without suspending while
+    /// other goroutines wait behind it on that worker, either blocked in the kernel (a std
+    /// lock, `std::thread::sleep`, blocking I/O: use [`spawn_blocking`](crate::spawn_blocking))
+    /// or computing (call [`checkpoint`](crate::checkpoint)); `None` prints nothing. The line
+    /// names the goroutine, its spawn site, the worker, how long and the fix; lines are
+    /// rate-limited to one a second per runtime. Incidents are counted in
+    /// [`Metrics::stalls_blocked`](crate::Metrics::stalls_blocked) and
+    /// [`Metrics::stalls_busy`](crate::Metrics::stalls_busy) either way.
+    ///
+    /// Default: on, after 100 ms, unless the environment variable `SCHEDULER_STALL_WARNINGS`
+    /// is `0` (or `off`, `false`, `no`); an explicit setting here ignores the variable.
+    ///
+    /// ```text
+    /// scheduler: goroutine 7 "fetch" (spawned at src/main.rs:12:5) has blocked worker 0 for
+    /// 250ms with 3 goroutine(s) waiting behind it: its thread waits in the kernel (...)
+    /// ```
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let quiet = scheduler::Runtime::builder().stall_warnings(None).build().unwrap();
+    /// let strict = scheduler::Runtime::builder()
+    ///     .stall_warnings(Some(Duration::from_millis(20)))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop((quiet, strict));
+    /// ```
+    pub fn stall_warnings(mut self, threshold: Option<Duration>) -> Builder {
+        self.stall_warnings = Some(threshold);
+        self
+    }
+
     /// Checks the settings and resolves the defaults: the settings a runtime starts with.
     pub(crate) fn config(self) -> Result<Config, BuildError> {
         let procs = match self.procs {
@@ -258,6 +296,10 @@ impl Builder {
             max_goroutines: self.max_goroutines,
             blocking: self.blocking,
             time_slice: self.time_slice,
+            stall_warnings: match self.stall_warnings {
+                Some(threshold) => (threshold, true),
+                None => (Some(DEFAULT_STALL_THRESHOLD), false),
+            },
         })
     }
 }

@@ -111,7 +111,7 @@ pub enum GoroutineState {
 }
 
 /// One live goroutine in a [`GoroutineDump`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GoroutineInfo {
     id: u64,
     name: Option<Arc<str>>,
@@ -224,7 +224,7 @@ impl fmt::Display for Rounded {
 /// tx.send(7).unwrap();
 /// assert_eq!(waiter.join().unwrap(), Ok(7));
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GoroutineDump {
     goroutines: Vec<GoroutineInfo>,
 }

@@ -116,6 +116,13 @@ pub struct Metrics {
     pub spare_workers: usize,
     /// Spare workers started since the runtime began.
     pub spare_workers_started: usize,
+    /// Times a goroutine kept its worker's thread blocked in the kernel (a std lock,
+    /// `std::thread::sleep`, blocking I/O) for the stall threshold while other goroutines
+    /// waited behind it (see [`Builder::stall_warnings`](crate::Builder::stall_warnings)).
+    pub stalls_blocked: u64,
+    /// Times a goroutine computed for the stall threshold without a suspension point while
+    /// other goroutines waited behind it on its worker.
+    pub stalls_busy: u64,
     // A part of the runtime worth watching adds its field here (the struct is
     // `#[non_exhaustive]`) and fills it in `snapshot`, reading it from where it lives.
 }
@@ -276,6 +283,8 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         preemption_requests: shared.preemption_requests(),
         spare_workers: shared.spares.occupied(),
         spare_workers_started: shared.spares.started(),
+        stalls_blocked: shared.monitor.stalls.blocked(),
+        stalls_busy: shared.monitor.stalls.busy(),
     }
 }
 
@@ -303,11 +312,14 @@ impl fmt::Display for Metrics {
         )?;
         writeln!(
             f,
-            "global queue: {}; preemption requests: {}; spare workers: {} ({} started)",
+            "global queue: {}; preemption requests: {}; spare workers: {} ({} started); \
+             stalls: {} blocked, {} busy",
             self.global_queue,
             self.preemption_requests,
             self.spare_workers,
-            self.spare_workers_started
+            self.spare_workers_started,
+            self.stalls_blocked,
+            self.stalls_busy
         )?;
         writeln!(
             f,

@@ -453,8 +453,27 @@ impl Runtime {
                  jobs (it would wait for itself)"
             );
         }
-        let remaining = self.shared.wait_all_done(deadline);
+        let mut unfinished = GoroutineDump::default();
+        let remaining = match deadline {
+            Some(_) => self.shared.wait_all_done(deadline),
+            None => {
+                // Waits for ever, but not in silence: after a while, say who is still live.
+                let later = Instant::now().checked_add(DROP_WARNING_AFTER);
+                if self.shared.wait_all_done(later) > 0 {
+                    let dump = GoroutineDump::of(&self.shared);
+                    eprintln!(
+                        "scheduler: dropping the runtime has waited {DROP_WARNING_AFTER:?} for \
+                         {} goroutine(s) still live; Runtime::drop waits for every goroutine \
+                         (Runtime::shutdown_timeout bounds the wait and cancels the rest):\n\n\
+                         {dump}",
+                        dump.len()
+                    );
+                }
+                self.shared.wait_all_done(None)
+            }
+        };
         if remaining > 0 {
+            unfinished = GoroutineDump::of(&self.shared);
             self.shared.set_phase(Phase::Cancelling);
             self.shared.wait_all_done(None);
         }
@@ -474,6 +493,7 @@ impl Runtime {
             (goroutines, blocking) => Err(ShutdownError {
                 remaining: goroutines,
                 blocking,
+                unfinished,
             }),
         }
     }
@@ -524,6 +544,10 @@ impl fmt::Debug for Runtime {
     }
 }
 
+/// How long dropping a runtime waits for its goroutines before it says which are still live
+/// (it then goes on waiting).
+pub(crate) const DROP_WARNING_AFTER: Duration = Duration::from_secs(5);
+
 /// [`Runtime::shutdown_timeout`] ran out of time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownError {
@@ -531,6 +555,8 @@ pub struct ShutdownError {
     remaining: usize,
     /// Blocking jobs unfinished (running or queued) when the shutdown stopped waiting.
     blocking: usize,
+    /// The goroutines unfinished at the deadline, as they were then.
+    unfinished: GoroutineDump,
 }
 
 impl ShutdownError {
@@ -547,6 +573,12 @@ impl ShutdownError {
     /// payload); the running ones could not be interrupted, and the shutdown waited for them.
     pub fn remaining_blocking(&self) -> usize {
         self.blocking
+    }
+
+    /// The goroutines unfinished at the deadline, as they were just before they were
+    /// cancelled: what each waited for and where. `Display` prints them too.
+    pub fn unfinished(&self) -> &GoroutineDump {
+        &self.unfinished
     }
 }
 
@@ -570,7 +602,11 @@ impl fmt::Display for ShutdownError {
                  blocking job(s) unfinished; the goroutines were cancelled, the queued jobs \
                  dropped, the running ones awaited"
             ),
+        }?;
+        if !self.unfinished.is_empty() {
+            write!(f, ":\n\n{}", self.unfinished)?;
         }
+        Ok(())
     }
 }
 

@@ -20,4 +20,7 @@ pub(crate) struct Config {
     pub(crate) blocking: blocking::Config,
     /// How long a goroutine runs before the monitor asks it to yield; not zero.
     pub(crate) time_slice: Duration,
+    /// The stall threshold (`None`: no stall warnings), and whether the builder set it
+    /// explicitly (else `SCHEDULER_STALL_WARNINGS` may turn warnings off): `super::stall`.
+    pub(crate) stall_warnings: (Option<Duration>, bool),
 }

@@ -14,7 +14,8 @@
 //!   (the `max_goroutines` gate);
 //! * watching: [`monitor`] (goroutines running too long, stuck workers), [`spare`] (workers
 //!   started for workers blocked in system calls), [`deadlock`] (when `block_on` reports
-//!   one), [`stats`] (the counters behind the runtime's metrics), [`registry`] (every live
+//!   one), [`stall`] (telling the user about goroutines that hold their worker), [`stats`]
+//!   (the counters behind the runtime's metrics), [`registry`] (every live
 //!   goroutine, for the dump), [`clock`] (the coarse clock that stamps parks);
 //! * the rest of a runtime: [`blocking`] (the pool of `spawn_blocking`), [`config`] (its
 //!   settings), [`spawn_error`] (why a spawn is refused).
@@ -34,6 +35,7 @@ pub(crate) mod registry;
 pub(crate) mod shared;
 pub(crate) mod spare;
 pub(crate) mod spawn_error;
+pub(crate) mod stall;
 pub(crate) mod stats;
 pub(crate) mod timers;
 pub(crate) mod wait;

@@ -60,6 +60,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::shared::{Phase, Shared};
+use super::stall::{self, StallCounts, StallKind, StallWatch};
 
 /// The default time slice: how long a goroutine runs before the monitor asks it to yield
 /// (Go's `forcePreemptNS`).
@@ -235,16 +236,24 @@ pub(crate) struct Monitor {
     wakeup: Condvar,
     /// Yield requests made so far. Written only by the monitor thread.
     preemption_requests: AtomicU64,
+    /// The stall threshold (`None`: warnings off), and whether the builder set it.
+    stall_setting: (Option<Duration>, bool),
+    /// Stall incidents so far (`super::stall`).
+    pub(crate) stalls: StallCounts,
 }
 
 impl Monitor {
-    pub(crate) fn new(time_slice: Duration) -> Monitor {
+    /// `stall_setting`: the stall threshold (`None`: warnings off) and whether the builder
+    /// set it explicitly (`super::stall`).
+    pub(crate) fn new(time_slice: Duration, stall_setting: (Option<Duration>, bool)) -> Monitor {
         Monitor {
             time_slice,
             sleeping: AtomicBool::new(false),
             lock: Mutex::new(()),
             wakeup: Condvar::new(),
             preemption_requests: AtomicU64::new(0),
+            stall_setting,
+            stalls: StallCounts::default(),
         }
     }
 
@@ -304,6 +313,8 @@ struct Seen {
     since: Instant,
     /// Whether it already asked this resume to yield.
     requested: bool,
+    /// Whether this resume was counted as a stall incident already.
+    stalled: bool,
     /// The worker thread's CPU time at the previous tick of this resume, and when it was
     /// read: read only once the resume has run a whole slice.
     cpu: Option<(Duration, Instant)>,
@@ -315,6 +326,7 @@ impl Seen {
             epoch,
             since: now,
             requested: false,
+            stalled: false,
             cpu: None,
         }
     }
@@ -344,6 +356,7 @@ impl Seen {
 pub(crate) fn run(shared: Arc<Shared>) {
     let _census = crate::wait::census::crate_thread(shared.census_id());
     let monitor = &shared.monitor;
+    let mut stalls = StallWatch::new(monitor.stall_setting.0, monitor.stall_setting.1);
     let now = Instant::now();
     let mut seen: Vec<Seen> = shared
         .remotes
@@ -355,7 +368,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         shared.clock.refresh();
         let mut blocked = 0;
         let slots = shared.steal_slots();
-        for (remote, seen) in shared.remotes[..slots].iter().zip(&mut seen) {
+        for (index, (remote, seen)) in shared.remotes[..slots].iter().zip(&mut seen).enumerate() {
             let epoch = remote.activity.epoch();
             if epoch != seen.epoch || epoch & RUNNING == 0 {
                 *seen = Seen::new(epoch, now);
@@ -374,8 +387,23 @@ pub(crate) fn run(shared: Arc<Shared>) {
                     .preemption_requests
                     .store(count + 1, Ordering::Relaxed);
             }
-            if seen.is_blocked(&remote.activity, now) {
+            let is_blocked = seen.is_blocked(&remote.activity, now);
+            if is_blocked {
                 blocked += 1;
+            }
+            // Held long enough to be a stall, if goroutines wait behind it: say so, once.
+            let lasted = now.duration_since(seen.since);
+            if !seen.stalled && lasted >= stalls.threshold() {
+                let waiting = stall::waiting_behind(remote);
+                if waiting > 0 {
+                    seen.stalled = true;
+                    let kind = if is_blocked {
+                        StallKind::Blocked
+                    } else {
+                        StallKind::Busy
+                    };
+                    stalls.incident(&shared, index, kind, lasted, waiting);
+                }
             }
             // Its goroutines waiting for I/O would wait for its next look at its poller,
             // which comes with its picks, maybe a slice apart: look for it, as Go's sysmon

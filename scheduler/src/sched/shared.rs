@@ -213,7 +213,7 @@ impl Shared {
             stack_flush: AtomicBool::new(false),
             admission: max_goroutines.map(Admission::new),
             blocking: Pool::new(blocking),
-            monitor: Monitor::new(time_slice),
+            monitor: Monitor::new(time_slice, config.stall_warnings),
             registry: Registry::new(procs + spare_locals_len + 1),
             clock: CoarseClock::new(),
         }

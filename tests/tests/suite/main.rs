@@ -3,7 +3,9 @@
 //! or mappings, re-run their binary as a child process, set the environment, or measure time
 //! slices keep binaries of their own: `deadlock`, `stack_overflow`, `stack_limits`,
 //! `contained_drops`, `procs_env`, `thread_cleanup`, `blocking`, `drop_from_own_goroutine`,
-//! `live_goroutines`, `runtime_cycles`, `preemption`, `spare_workers` and `stress_random`.
+//! `live_goroutines`, `runtime_cycles`, `preemption`, `spare_workers`, `stress_random`,
+//! `stall_warnings` and `drop_warning` (these two read a child's stderr), and
+//! `deadlock_in_tests` (deadlock detection beside nothing but its own tests' threads).
 
 mod admission;
 mod cancellation;

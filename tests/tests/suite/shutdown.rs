@@ -127,6 +127,20 @@ fn shutdown_timeout_cancels_a_goroutine_blocked_forever() {
             .expect_err("a goroutine blocked forever cannot finish in time");
         assert_eq!(err.remaining(), 1);
         assert!(err.to_string().contains('1'), "message: {err}");
+        // It lists the goroutine it cancelled, with what it waited for.
+        let unfinished: Vec<_> = err
+            .unfinished()
+            .iter()
+            .map(|g| (g.id(), g.state()))
+            .collect();
+        assert_eq!(
+            unfinished,
+            [(
+                handle.id(),
+                scheduler::GoroutineState::Blocked(scheduler::WaitReason::WaitGroup)
+            )]
+        );
+        assert!(err.to_string().contains("[wait group"), "message: {err}");
         assert!(dropped.load(Ordering::SeqCst), "its destructor did not run");
         assert!(
             !after_wait.load(Ordering::SeqCst),

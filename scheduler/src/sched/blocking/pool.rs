@@ -349,6 +349,7 @@ mod tests {
             max_goroutines: None,
             blocking: config,
             time_slice: crate::sched::monitor::DEFAULT_TIME_SLICE,
+            stall_warnings: (None, true),
         };
         Arc::new(Shared::new(&runtime, Vec::new(), Vec::new()))
     }
