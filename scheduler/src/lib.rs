@@ -71,6 +71,7 @@ pub mod net;
 mod runtime;
 mod sched;
 mod select;
+mod sigquit;
 pub mod sync;
 #[cfg(test)]
 mod testing;
@@ -85,6 +86,7 @@ pub use metrics::{BlockedGoroutines, Metrics, WorkerMetrics};
 pub use runtime::{Runtime, ShutdownError};
 pub use sched::join_handle::JoinHandle;
 pub use sched::spawn_error::SpawnError;
+pub use sigquit::SIGQUIT_DUMP_ENV;
 pub use sync::WaitGroup;
 pub use wait::Cancelled;
 

@@ -20,9 +20,11 @@ use crate::sched::current;
 use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop, Verdict};
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::monitor;
+use crate::sched::panic_note;
 use crate::sched::shared::{Phase, Shared};
 use crate::sched::spawn_error::{SpawnError, spawned_or_panic};
 use crate::sched::worker;
+use crate::sigquit;
 use crate::wait::census;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
@@ -90,6 +92,9 @@ impl Runtime {
         // A goroutine that overflows its stack is reported by this handler, which runs on each
         // worker's own signal stack.
         overflow::install_handler();
+        // A goroutine's panic message names the goroutine; SIGQUIT may print the dump.
+        panic_note::install();
+        sigquit::install_if_asked();
         for (index, local) in locals.into_iter().enumerate() {
             let shared = shared.clone();
             let signal_stack = AltStack::new()?;

@@ -227,6 +227,18 @@ impl Header {
         self.parked_at.load(Ordering::Relaxed)
     }
 
+    /// `goroutine 7 "name" (spawned at src/main.rs:12:5)`: how warnings and panic messages
+    /// name the goroutine.
+    pub(crate) fn describe(&self) -> String {
+        match &self.origin.name {
+            Some(name) => format!(
+                "goroutine {} {name:?} (spawned at {})",
+                self.id, self.origin.site
+            ),
+            None => format!("goroutine {} (spawned at {})", self.id, self.origin.site),
+        }
+    }
+
     /// Whether a forced shutdown cancelled the goroutine. Once set, every later suspension
     /// point of the goroutine unwinds (see [`crate::sched::context`]).
     ///

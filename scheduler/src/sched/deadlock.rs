@@ -279,6 +279,11 @@ pub(crate) fn register(shared: &Arc<Shared>) {
     runtimes.push(Arc::downgrade(shared));
 }
 
+/// Every live runtime of the process, oldest first.
+pub(crate) fn runtimes() -> Vec<Arc<Shared>> {
+    RUNTIMES.lock().iter().filter_map(Weak::upgrade).collect()
+}
+
 /// The live runtime whose census id is `id`.
 fn runtime_of(id: usize) -> Option<Arc<Shared>> {
     RUNTIMES

@@ -18,7 +18,8 @@
 //!   (the counters behind the runtime's metrics), [`registry`] (every live
 //!   goroutine, for the dump), [`clock`] (the coarse clock that stamps parks);
 //! * the rest of a runtime: [`blocking`] (the pool of `spawn_blocking`), [`config`] (its
-//!   settings), [`spawn_error`] (why a spawn is refused).
+//!   settings), [`spawn_error`] (why a spawn is refused), [`panic_note`] (naming the
+//!   goroutine in a panic message).
 
 pub(crate) mod admission;
 pub(crate) mod blocking;
@@ -30,6 +31,7 @@ pub(crate) mod idle;
 pub(crate) mod io;
 pub(crate) mod join_handle;
 pub(crate) mod monitor;
+pub(crate) mod panic_note;
 pub(crate) mod parker;
 pub(crate) mod registry;
 pub(crate) mod shared;

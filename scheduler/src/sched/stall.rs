@@ -180,13 +180,7 @@ fn describe_running(shared: &Shared, worker: usize) -> String {
     let mut found = None;
     shared.registry.for_each(|header| {
         if header.id == id {
-            found = Some(match &header.origin.name {
-                Some(name) => format!(
-                    "goroutine {id} {name:?} (spawned at {})",
-                    header.origin.site
-                ),
-                None => format!("goroutine {id} (spawned at {})", header.origin.site),
-            });
+            found = Some(header.describe());
         }
     });
     found.unwrap_or_else(|| format!("goroutine {id}"))

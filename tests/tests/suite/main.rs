@@ -4,7 +4,8 @@
 //! slices keep binaries of their own: `deadlock`, `stack_overflow`, `stack_limits`,
 //! `contained_drops`, `procs_env`, `thread_cleanup`, `blocking`, `drop_from_own_goroutine`,
 //! `live_goroutines`, `runtime_cycles`, `preemption`, `spare_workers`, `stress_random`,
-//! `stall_warnings` and `drop_warning` (these two read a child's stderr), and
+//! `stall_warnings`, `drop_warning` and `sigquit_and_panics` (these read a child's stderr),
+//! and
 //! `deadlock_in_tests` (deadlock detection beside nothing but its own tests' threads).
 
 mod admission;
