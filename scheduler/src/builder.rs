@@ -37,6 +37,7 @@ pub struct Builder {
     max_goroutines: Option<usize>,
     blocking: blocking::Config,
     time_slice: Duration,
+    trace: bool,
 }
 
 impl Default for Builder {
@@ -57,6 +58,7 @@ impl Builder {
             max_goroutines: None,
             blocking: blocking::Config::default(),
             time_slice: DEFAULT_TIME_SLICE,
+            trace: false,
         }
     }
 
@@ -223,6 +225,25 @@ impl Builder {
         self
     }
 
+    /// Records an execution trace from the runtime's start, as if
+    /// [`Runtime::start_trace`](crate::Runtime::start_trace) were called before anything
+    /// else; [`Runtime::stop_trace`](crate::Runtime::stop_trace) hands it over. Default: off,
+    /// and while off each place that would record an event costs one load of a flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder().procs(1).trace(true).build()?;
+    /// rt.block_on(|| scheduler::yield_now());
+    /// let trace = rt.stop_trace();
+    /// assert!(trace.runs().count() >= 2, "the main goroutine ran, yielded and ran again");
+    /// # Ok::<(), scheduler::BuildError>(())
+    /// ```
+    pub fn trace(mut self, on: bool) -> Builder {
+        self.trace = on;
+        self
+    }
+
     /// Checks the settings and resolves the defaults: the settings a runtime starts with.
     pub(crate) fn config(self) -> Result<Config, BuildError> {
         let procs = match self.procs {
@@ -258,6 +279,7 @@ impl Builder {
             max_goroutines: self.max_goroutines,
             blocking: self.blocking,
             time_slice: self.time_slice,
+            trace: self.trace,
         })
     }
 }

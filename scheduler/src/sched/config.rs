@@ -20,4 +20,6 @@ pub(crate) struct Config {
     pub(crate) blocking: blocking::Config,
     /// How long a goroutine runs before the monitor asks it to yield; not zero.
     pub(crate) time_slice: Duration,
+    /// Whether the runtime records an execution trace from its start (`super::trace`).
+    pub(crate) trace: bool,
 }

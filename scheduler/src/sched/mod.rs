@@ -14,7 +14,8 @@
 //!   (the `max_goroutines` gate);
 //! * watching: [`monitor`] (goroutines running too long, stuck workers), [`spare`] (workers
 //!   started for workers blocked in system calls), [`deadlock`] (when `block_on` reports
-//!   one), [`stats`] (the counters behind the runtime's metrics);
+//!   one), [`stats`] (the counters behind the runtime's metrics), [`trace`] (recording an
+//!   execution trace);
 //! * the rest of a runtime: [`blocking`] (the pool of `spawn_blocking`), [`config`] (its
 //!   settings), [`spawn_error`] (why a spawn is refused).
 
@@ -33,6 +34,7 @@ pub(crate) mod spare;
 pub(crate) mod spawn_error;
 pub(crate) mod stats;
 pub(crate) mod timers;
+pub(crate) mod trace;
 pub(crate) mod wait;
 pub(crate) mod wake;
 pub(crate) mod worker;

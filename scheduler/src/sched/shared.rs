@@ -18,9 +18,10 @@ use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
 use super::spare::Spares;
 use super::stats::WorkerStats;
+use super::trace::{self, Recorder};
 use super::worker::WorkerLocal;
 use crate::goroutine::stack::StackArena;
-use crate::goroutine::task::{Task, TaskRef};
+use crate::goroutine::task::{Runnable, Task, TaskRef};
 use crate::sched::blocking::Pool;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::spawn_error::SpawnError;
@@ -155,6 +156,8 @@ pub(crate) struct Shared {
     pub(crate) blocking: Pool,
     /// The monitor thread's settings, sleep and counters.
     pub(crate) monitor: Monitor,
+    /// The execution trace, while one is recorded.
+    pub(crate) trace: Recorder,
 }
 
 impl Shared {
@@ -171,9 +174,11 @@ impl Shared {
             max_goroutines,
             blocking,
             time_slice,
+            trace,
             ..
         } = *config;
         debug_assert_eq!(stealers.len(), procs + spare_locals.len());
+        let slots = stealers.len();
         let remotes = stealers
             .into_iter()
             .enumerate()
@@ -207,6 +212,7 @@ impl Shared {
             admission: max_goroutines.map(Admission::new),
             blocking: Pool::new(blocking),
             monitor: Monitor::new(time_slice),
+            trace: Recorder::new(procs, slots, trace),
         }
     }
 
@@ -265,6 +271,9 @@ impl Shared {
             }
         };
         let task = Task::new(Arc::as_ptr(self).cast(), id, f);
+        if self.trace.enabled() {
+            trace::created(self, worker, task.header());
+        }
         let handle = JoinHandle::new(task.clone());
         match worker {
             Some(worker) => worker.push_spawned(task),

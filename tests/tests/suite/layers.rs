@@ -7,8 +7,8 @@
 //! | 0 | `wait/` | the wait kernel: waiter protocol, raw lock, timers, `BlockKind`, `Cancelled` |
 //! | 1 | `goroutine/` | one goroutine: task, stack, overflow, completion |
 //! | 2 | `sched/` | workers, queues, idle, monitor, spares, deadlock, admission, blocking pool |
-//! | 3-7 | `select/`, `chan/`, `context`, `time/`, `sync/` | the primitives, in that order |
-//! | 8-11 | `metrics`, `builder`, `runtime`, `lib` | the face |
+//! | 3-8 | `select/`, `chan/`, `context`, `net/`, `time/`, `sync/` | the primitives, in that order |
+//! | 9-13 | `metrics`, `trace/`, `builder`, `runtime`, `lib` | the face |
 //!
 //! An import is any `crate::NAME` path in code: `use` lines (grouped ones too) and paths
 //! written inline. Comments (doc links included) and a file's `#[cfg(test)] mod tests` are not
@@ -32,6 +32,7 @@ const LAYERS: &[&str] = &[
     "time",
     "sync",
     "metrics",
+    "trace",
     "builder",
     "runtime",
     "lib",

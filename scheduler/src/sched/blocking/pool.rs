@@ -348,6 +348,7 @@ mod tests {
             max_goroutines: None,
             blocking: config,
             time_slice: crate::sched::monitor::DEFAULT_TIME_SLICE,
+            trace: false,
         };
         Arc::new(Shared::new(&runtime, Vec::new(), Vec::new()))
     }
