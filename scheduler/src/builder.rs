@@ -39,6 +39,7 @@ pub struct Builder {
     blocking: blocking::Config,
     time_slice: Duration,
     stall_warnings: Option<Option<Duration>>,
+    trace: bool,
 }
 
 impl Default for Builder {
@@ -60,6 +61,7 @@ impl Builder {
             blocking: blocking::Config::default(),
             time_slice: DEFAULT_TIME_SLICE,
             stall_warnings: None,
+            trace: false,
         }
     }
 
@@ -261,6 +263,25 @@ impl Builder {
         self
     }
 
+    /// Records an execution trace from the runtime's start, as if
+    /// [`Runtime::start_trace`](crate::Runtime::start_trace) were called before anything
+    /// else; [`Runtime::stop_trace`](crate::Runtime::stop_trace) hands it over. Default: off,
+    /// and while off each place that would record an event costs one load of a flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder().procs(1).trace(true).build()?;
+    /// rt.block_on(|| scheduler::yield_now());
+    /// let trace = rt.stop_trace();
+    /// assert!(trace.runs().count() >= 2, "the main goroutine ran, yielded and ran again");
+    /// # Ok::<(), scheduler::BuildError>(())
+    /// ```
+    pub fn trace(mut self, on: bool) -> Builder {
+        self.trace = on;
+        self
+    }
+
     /// Checks the settings and resolves the defaults: the settings a runtime starts with.
     pub(crate) fn config(self) -> Result<Config, BuildError> {
         let procs = match self.procs {
@@ -300,6 +321,7 @@ impl Builder {
                 Some(threshold) => (threshold, true),
                 None => (Some(DEFAULT_STALL_THRESHOLD), false),
             },
+            trace: self.trace,
         })
     }
 }

@@ -49,7 +49,7 @@ pub enum WaitReason {
 }
 
 impl WaitReason {
-    fn from_kind(kind: BlockKind) -> WaitReason {
+    pub(crate) fn from_kind(kind: BlockKind) -> WaitReason {
         match kind {
             BlockKind::ChannelReceive => WaitReason::ChannelReceive,
             BlockKind::ChannelSend => WaitReason::ChannelSend,

@@ -76,6 +76,7 @@ pub mod sync;
 #[cfg(test)]
 mod testing;
 pub mod time;
+pub mod trace;
 mod wait;
 
 pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};

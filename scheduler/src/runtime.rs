@@ -25,6 +25,7 @@ use crate::sched::shared::{Phase, Shared};
 use crate::sched::spawn_error::{SpawnError, spawned_or_panic};
 use crate::sched::worker;
 use crate::sigquit;
+use crate::trace::Trace;
 use crate::wait::census;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
@@ -383,6 +384,50 @@ impl Runtime {
     /// ```
     pub fn preemption_requests(&self) -> u64 {
         self.shared.preemption_requests()
+    }
+
+    /// Starts recording an execution trace: each run of a goroutine on a worker, why it ended,
+    /// the wakes, spawns and steals between them (see [`crate::trace`]). A trace already being
+    /// recorded is dropped and recording starts afresh. [`stop_trace`](Self::stop_trace)
+    /// hands the trace over.
+    ///
+    /// A run that is in progress when the trace starts shows from the start of the trace.
+    /// Each worker keeps at most 2^20 events per trace; the events past that are counted as
+    /// [dropped](crate::trace::Trace::dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder().procs(2).build()?;
+    /// rt.block_on(|| ()); // not traced
+    /// rt.start_trace();
+    /// rt.block_on(|| scheduler::spawn(|| 6 * 7).join().unwrap());
+    /// let trace = rt.stop_trace();
+    /// assert!(trace.runs().count() >= 1);
+    /// # Ok::<(), scheduler::BuildError>(())
+    /// ```
+    pub fn start_trace(&self) {
+        self.shared.trace.start();
+    }
+
+    /// Stops recording the execution trace and returns it: an empty [`Trace`] if none was
+    /// being recorded. Events recorded by the workers up to this call are in it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder().procs(1).trace(true).build()?;
+    /// rt.block_on(|| scheduler::spawn(|| ()).join().unwrap());
+    /// let trace = rt.stop_trace();
+    /// assert!(!trace.is_empty());
+    /// assert!(rt.stop_trace().is_empty(), "stopped: nothing more was recorded");
+    /// # Ok::<(), scheduler::BuildError>(())
+    /// ```
+    pub fn stop_trace(&self) -> Trace {
+        match self.shared.trace.stop() {
+            Some(recorded) => Trace::from_recorded(recorded),
+            None => Trace::empty(self.shared.procs),
+        }
     }
 
     /// Waits up to `timeout` for every goroutine to finish, then stops the workers.

@@ -23,4 +23,6 @@ pub(crate) struct Config {
     /// The stall threshold (`None`: no stall warnings), and whether the builder set it
     /// explicitly (else `SCHEDULER_STALL_WARNINGS` may turn warnings off): `super::stall`.
     pub(crate) stall_warnings: (Option<Duration>, bool),
+    /// Whether the runtime records an execution trace from its start (`super::trace`).
+    pub(crate) trace: bool,
 }

@@ -15,8 +15,9 @@
 //! * watching: [`monitor`] (goroutines running too long, stuck workers), [`spare`] (workers
 //!   started for workers blocked in system calls), [`deadlock`] (when `block_on` reports
 //!   one), [`stall`] (telling the user about goroutines that hold their worker), [`stats`]
-//!   (the counters behind the runtime's metrics), [`registry`] (every live
-//!   goroutine, for the dump), [`clock`] (the coarse clock that stamps parks);
+//!   (the counters behind the runtime's metrics), [`registry`] (every live goroutine, for the
+//!   dump), [`clock`] (the coarse clock that stamps parks), [`trace`] (recording an execution
+//!   trace);
 //! * the rest of a runtime: [`blocking`] (the pool of `spawn_blocking`), [`config`] (its
 //!   settings), [`spawn_error`] (why a spawn is refused), [`panic_note`] (naming the
 //!   goroutine in a panic message).
@@ -40,6 +41,7 @@ pub(crate) mod spawn_error;
 pub(crate) mod stall;
 pub(crate) mod stats;
 pub(crate) mod timers;
+pub(crate) mod trace;
 pub(crate) mod wait;
 pub(crate) mod wake;
 pub(crate) mod worker;

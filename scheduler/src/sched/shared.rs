@@ -20,6 +20,7 @@ use super::parker::Parker;
 use super::registry::Registry;
 use super::spare::Spares;
 use super::stats::WorkerStats;
+use super::trace::{self, Recorder};
 use super::worker::WorkerLocal;
 use crate::goroutine::stack::StackArena;
 use crate::goroutine::task::{Origin, Runnable, Task, TaskRef};
@@ -161,6 +162,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// Milliseconds since the runtime started, refreshed by the monitor: stamps parks.
     pub(crate) clock: CoarseClock,
+    /// The execution trace, while one is recorded.
+    pub(crate) trace: Recorder,
 }
 
 impl Shared {
@@ -177,10 +180,12 @@ impl Shared {
             max_goroutines,
             blocking,
             time_slice,
+            trace,
             ..
         } = *config;
         debug_assert_eq!(stealers.len(), procs + spare_locals.len());
         let spare_locals_len = spare_locals.len();
+        let slots = stealers.len();
         let remotes = stealers
             .into_iter()
             .enumerate()
@@ -216,6 +221,7 @@ impl Shared {
             monitor: Monitor::new(time_slice, config.stall_warnings),
             registry: Registry::new(procs + spare_locals_len + 1),
             clock: CoarseClock::new(),
+            trace: Recorder::new(procs, slots, trace),
         }
     }
 
@@ -281,6 +287,9 @@ impl Shared {
         };
         let task = Task::new(Arc::as_ptr(self).cast(), id, origin, shard, f);
         self.registry.insert(task.header());
+        if self.trace.enabled() {
+            trace::created(self, worker, task.header());
+        }
         let handle = JoinHandle::new(task.clone());
         match worker {
             Some(worker) => worker.push_spawned(task),

@@ -55,6 +55,7 @@ use parking_lot::Mutex;
 
 use super::deadlock;
 use super::shared::{Phase, Shared};
+use super::trace::RawKind;
 use super::worker::{self, WorkerLocal};
 use crate::goroutine::overflow::AltStack;
 use crate::goroutine::task::TaskRef;
@@ -165,6 +166,11 @@ impl Spares {
                 // Relaxed: under the lock; see `occupied`.
                 self.occupied.fetch_add(1, Ordering::Relaxed);
                 self.started.fetch_add(1, Ordering::Relaxed);
+                if shared.trace.enabled() {
+                    shared
+                        .trace
+                        .record(None, RawKind::SpareStart { worker: index });
+                }
                 true
             }
             Err(_) => {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::current;
 use super::shared::Shared;
+use super::trace;
 use crate::goroutine::task::{Header, Task, TaskRef};
 use crate::wait::waiter::Wake;
 
@@ -51,6 +52,15 @@ fn enqueue(task: TaskRef) {
     let header: *const Header = task.header();
     // SAFETY: `task` holds a reference to the goroutine, which keeps its header alive.
     let (home, runtime) = unsafe { ((*header).home.started_on(), (*header).shared) };
+    {
+        // SAFETY: the runtime is alive, for the reason given below; the reference ends here,
+        // before the goroutine is queued.
+        let shared = unsafe { &*runtime.cast::<Shared>() };
+        if shared.trace.enabled() {
+            // SAFETY: `task` holds a reference to the goroutine, which keeps its header alive.
+            trace::wake(shared, unsafe { (*header).id });
+        }
+    }
     let Some(task) = current::with_worker(|worker| match worker {
         Some(worker)
             if std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), runtime)

@@ -33,4 +33,5 @@ mod spawn_join;
 mod stealing;
 mod sync_primitives;
 mod timers;
+mod trace;
 mod wait_group;

@@ -350,6 +350,7 @@ mod tests {
             blocking: config,
             time_slice: crate::sched::monitor::DEFAULT_TIME_SLICE,
             stall_warnings: (None, true),
+            trace: false,
         };
         Arc::new(Shared::new(&runtime, Vec::new(), Vec::new()))
     }

@@ -73,6 +73,9 @@ pub(crate) struct WorkerLocal {
     epoch: Cell<u64>,
     /// This worker's `Remote::activity`: what it publishes to the monitor.
     activity: Arc<Activity>,
+    /// Whether the trace has the start of the running goroutine's run, so it needs its end
+    /// (see `super::trace`).
+    pub(super) traced_run: Cell<bool>,
 }
 
 impl WorkerLocal {
@@ -97,6 +100,7 @@ impl WorkerLocal {
             awake_since: Cell::new(0),
             epoch: Cell::new(activity.first_epoch()),
             activity,
+            traced_run: Cell::new(false),
         }
     }
 
@@ -390,6 +394,9 @@ impl WorkerLocal {
             self.activity.resuming(epoch);
         }
         self.activity.set_goroutine(task.header().id);
+        if self.tracing() {
+            self.trace_run_start(&task);
+        }
         *self.current.borrow_mut() = Some(task);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: as above; the goroutine's own code never touches its entry.
@@ -404,6 +411,9 @@ impl WorkerLocal {
             .take()
             .expect("scheduler: internal error: current goroutine lost");
         let header = task.header();
+        if self.traced_run.get() {
+            self.trace_run_stop(header, &result);
+        }
         self.queues.set_slice_open(!matches!(
             result,
             Ok(CoroutineResult::Yield(Suspend::Yield))

@@ -9,6 +9,7 @@ use super::WorkerLocal;
 use crate::sched::deadlock;
 use crate::sched::parker::Parker;
 use crate::sched::shared::Phase;
+use crate::sched::trace::RawKind;
 
 impl WorkerLocal {
     /// Sleeps until there may be work (the protocol is in [`crate::sched::idle`]). Returns
@@ -49,6 +50,9 @@ impl WorkerLocal {
             return true;
         }
         if !work_left {
+            if self.tracing() {
+                self.trace(RawKind::Sleep);
+            }
             let next_timer = self.timers.borrow().next_deadline();
             let busy = self
                 .stats
@@ -77,6 +81,9 @@ impl WorkerLocal {
             self.awake_since.set(self.stats.awake(busy));
             // The monitor may have slept as long as we did: stamp parks with a fresh clock.
             shared.clock.refresh();
+            if self.tracing() {
+                self.trace(RawKind::Woke);
+            }
         }
         let woken_as_searcher = shared.idle.after_wake(self.index);
         // Counted as unparked again (by `after_wake` or by the producer that woke us): a

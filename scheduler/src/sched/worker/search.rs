@@ -7,6 +7,7 @@ use crossbeam_deque::Steal;
 use super::WorkerLocal;
 use crate::goroutine::home::Owner;
 use crate::goroutine::task::TaskRef;
+use crate::sched::trace::RawKind;
 
 impl WorkerLocal {
     /// Looks for work in other workers' deques, as a searcher (see [`crate::sched::idle`]).
@@ -62,6 +63,10 @@ impl WorkerLocal {
                         // of it back: then the count is low, never high).
                         let batch = self.queues.local().len().saturating_sub(before);
                         self.stats.stole(1 + batch);
+                        if self.tracing() {
+                            let count = 1 + batch;
+                            self.trace(RawKind::Steal { victim, count });
+                        }
                         return Some(task);
                     }
                     Steal::Empty => break,
