@@ -257,6 +257,18 @@ pub fn expect_panic<R: Debug>(f: impl FnOnce() -> R) -> String {
     }
 }
 
+/// Runs `f` as `rt`'s main goroutine and returns the panic message of `block_on`, if it
+/// panicked (a non-string payload shows as `<not a string>`).
+pub fn block_on_panic_message(rt: &Runtime, f: impl FnOnce() + Send + 'static) -> Option<String> {
+    panic::catch_unwind(panic::AssertUnwindSafe(|| rt.block_on(f)))
+        .err()
+        .map(|payload| {
+            panic_message(&*payload)
+                .unwrap_or("<not a string>")
+                .to_owned()
+        })
+}
+
 /// A runtime with `procs` workers and default stacks.
 ///
 /// # Panics

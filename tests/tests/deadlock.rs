@@ -6,7 +6,7 @@
 //! rule under the default harness, beside other tests.) A scenario that hangs is killed by `alarm`, so a
 //! missed deadlock fails the run instead of stalling it.
 
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use scheduler::chan;
 use scheduler::{Runtime, WaitGroup};
+use scheduler_tests::block_on_panic_message;
 
 const DEADLOCK: &str = "scheduler: all goroutines are asleep - deadlock!";
 
@@ -28,18 +29,6 @@ impl Drop for SetOnDrop {
 
 fn runtime(procs: usize) -> Runtime {
     Runtime::builder().procs(procs).build().unwrap()
-}
-
-/// Runs `f` as the main goroutine and returns the panic message of `block_on`, if any.
-fn block_on_message(rt: &Runtime, f: impl FnOnce() + Send + 'static) -> Option<String> {
-    let result = panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(f)));
-    result.err().map(|payload| {
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "<not a string>".to_string())
-    })
 }
 
 /// The first line of a panic message: the deadlock panic goes on with the goroutine dump.
@@ -95,7 +84,7 @@ fn receive_that_nobody_sends() {
         let rt = runtime(procs);
         let unwound = Arc::new(AtomicBool::new(false));
         let flag = unwound.clone();
-        let message = block_on_message(&rt, move || {
+        let message = block_on_panic_message(&rt, move || {
             let _guard = SetOnDrop(flag);
             let (_tx, rx) = chan::bounded::<u32>(0);
             let _ = rx.recv();
@@ -112,7 +101,7 @@ fn receive_that_nobody_sends() {
 
 fn wait_group_never_done() {
     let rt = runtime(2);
-    let message = block_on_message(&rt, || {
+    let message = block_on_panic_message(&rt, || {
         let wg = WaitGroup::new();
         wg.add(3);
         for _ in 0..2 {
@@ -129,7 +118,7 @@ fn cycle_of_goroutines() {
     let rt = runtime(3);
     let unwound = Arc::new(AtomicBool::new(false));
     let flag = unwound.clone();
-    let message = block_on_message(&rt, move || {
+    let message = block_on_panic_message(&rt, move || {
         let (a_tx, a_rx) = chan::bounded::<u32>(0);
         let (b_tx, b_rx) = chan::bounded::<u32>(0);
         // Each waits to receive before it sends: neither ever sends.
@@ -227,7 +216,7 @@ fn blocking_job_is_not_a_deadlock() {
 fn deadlock_beside_idle_blocking_threads() {
     let rt = runtime(2);
     // The pool's threads stay, idle, for their keep-alive (10 s): they wake nobody.
-    let message = block_on_message(&rt, || {
+    let message = block_on_panic_message(&rt, || {
         let jobs: Vec<_> = (0..3)
             .map(|i| scheduler::spawn_blocking(move || i))
             .collect();
@@ -244,7 +233,7 @@ fn deadlock_once_a_detached_blocking_job_ends() {
     let rt = runtime(1);
     // The workers sleep for good while the job still runs; when it ends, nothing can wake the
     // main goroutine any more, and no worker wakes to notice: the pool thread reports it.
-    let message = block_on_message(&rt, || {
+    let message = block_on_panic_message(&rt, || {
         drop(scheduler::spawn_blocking(|| {
             thread::sleep(Duration::from_millis(100));
         }));
@@ -260,7 +249,7 @@ fn deadlock_after_a_blocking_thread_retires() {
         .blocking_keep_alive(Duration::from_millis(20))
         .build()
         .unwrap();
-    let message = block_on_message(&rt, || {
+    let message = block_on_panic_message(&rt, || {
         scheduler::spawn_blocking(|| ()).join().unwrap();
         let (_tx, rx) = chan::bounded::<u32>(0);
         let _ = rx.recv();
@@ -287,7 +276,7 @@ fn deadlock_with_a_goroutine_parked_on_a_spare() {
     // The spare stays for the goroutine it started, asleep for good like the worker: the
     // detection counts its thread among the runtime's.
     let rt = runtime(1);
-    let message = block_on_message(&rt, || {
+    let message = block_on_panic_message(&rt, || {
         let (tx, rx) = chan::bounded::<u32>(0);
         run_on_a_spare(move || {
             let _ = rx.recv();
@@ -304,7 +293,7 @@ fn deadlock_after_a_spare_retires() {
     // The spare leaves when its goroutine is done; its thread must not count, and its leaving
     // must not be mistaken for a worker still awake.
     let rt = runtime(1);
-    let message = block_on_message(&rt, || {
+    let message = block_on_panic_message(&rt, || {
         run_on_a_spare(|| ());
         let (_tx, rx) = chan::bounded::<u32>(0);
         let _ = rx.recv();

@@ -7,14 +7,13 @@
 //! A missed deadlock would hang: every test runs under a watchdog, on a thread of its own
 //! that has not used the crate before.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use scheduler::{GoroutineState, Runtime, WaitGroup, WaitReason, chan};
-use scheduler_tests::{HANG_LIMIT, watchdog};
+use scheduler_tests::{HANG_LIMIT, block_on_panic_message, watchdog};
 
 const DEADLOCK: &str = "scheduler: all goroutines are asleep - deadlock!";
 
@@ -25,18 +24,6 @@ const ASLEEP_FOR: Duration = Duration::from_millis(400);
 
 fn runtime(procs: usize) -> Runtime {
     Runtime::builder().procs(procs).build().unwrap()
-}
-
-/// Runs `f` as the main goroutine and returns the panic message of `block_on`, if any.
-fn block_on_message(rt: &Runtime, f: impl FnOnce() + Send + 'static) -> Option<String> {
-    let result = panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(f)));
-    result.err().map(|payload| {
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "<not a string>".to_string())
-    })
 }
 
 /// Waits until `rt`'s main goroutine (id 1 of a fresh runtime) is blocked on `reason`.
@@ -60,11 +47,15 @@ fn a_receive_nobody_sends_is_reported_with_the_dump() {
     watchdog("a receive nobody sends", HANG_LIMIT, || {
         for procs in [1, 2] {
             let rt = runtime(procs);
-            let message = block_on_message(&rt, || {
-                let (_tx, rx) = chan::bounded::<u32>(0);
-                let _ = rx.recv();
-            })
-            .expect("a deadlock was reported");
+            // Called here, not through a helper, so that the spawn site is this file's.
+            let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(|| {
+                    let (_tx, rx) = chan::bounded::<u32>(0);
+                    let _ = rx.recv();
+                })
+            }))
+            .expect_err("a deadlock was reported");
+            let message = scheduler_tests::describe_payload(&*payload);
             assert!(message.starts_with(DEADLOCK), "{message}");
             assert!(
                 message.contains("goroutine 1 \"main\" [chan receive"),
@@ -82,7 +73,7 @@ fn a_receive_nobody_sends_is_reported_with_the_dump() {
 fn a_cycle_of_goroutines_is_reported_in_parallel_with_other_tests() {
     watchdog("a cycle of goroutines", HANG_LIMIT, || {
         let rt = runtime(2);
-        let message = block_on_message(&rt, || {
+        let message = block_on_panic_message(&rt, || {
             let (a_tx, a_rx) = chan::bounded::<u32>(0);
             let (b_tx, b_rx) = chan::bounded::<u32>(0);
             let first = scheduler::spawn(move || {
@@ -114,7 +105,7 @@ fn a_wait_group_never_done_is_reported_beside_a_thread_that_never_used_the_crate
             })
         };
         let rt = runtime(2);
-        let message = block_on_message(&rt, || {
+        let message = block_on_panic_message(&rt, || {
             let wg = WaitGroup::new();
             wg.add(1);
             wg.wait();

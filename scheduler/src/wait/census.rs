@@ -149,10 +149,17 @@ pub(crate) struct CrateThread {
 
 impl Drop for CrateThread {
     fn drop(&mut self) {
-        let mut known = KNOWN.lock();
-        if let Some(at) = known.crate_threads.iter().position(|&(t, _)| t == self.tid) {
-            known.crate_threads.swap_remove(at);
-        }
+        forget(&mut KNOWN.lock().crate_threads, self.tid, |_| true);
+    }
+}
+
+/// Removes `tid`'s entry from `list` if `remove` says so, given a mutable reference to the
+/// entry's value (which it may change instead).
+fn forget(list: &mut Vec<(Tid, usize)>, tid: Tid, remove: impl FnOnce(&mut usize) -> bool) {
+    if let Some(at) = list.iter().position(|&(t, _)| t == tid)
+        && remove(&mut list[at].1)
+    {
+        list.swap_remove(at);
     }
 }
 
@@ -177,13 +184,10 @@ pub(crate) struct Waiting {
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        let mut known = KNOWN.lock();
-        if let Some(at) = known.waiting.iter().position(|&(t, _)| t == self.tid) {
-            known.waiting[at].1 -= 1;
-            if known.waiting[at].1 == 0 {
-                known.waiting.swap_remove(at);
-            }
-        }
+        forget(&mut KNOWN.lock().waiting, self.tid, |depth| {
+            *depth -= 1;
+            *depth == 0
+        });
     }
 }
 
