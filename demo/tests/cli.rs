@@ -1,5 +1,5 @@
 //! End-to-end tests of the `demo` binary: its exact output, the order the runtime gives it on
-//! one proc, and its command-line errors.
+//! one proc, the goroutine dump at the start line, and its command-line and file errors.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -243,10 +243,14 @@ fn help_explains_concurrency_and_parallelism() {
     for word in [
         "Concurrency",
         "Parallelism",
+        "start line",
         "--procs",
         "--yield",
         "--count",
         "--stats",
+        "--dump",
+        "--trace",
+        "--timeline",
     ] {
         assert!(stdout.contains(word), "--help lacks {word}:\n{stdout}");
     }
@@ -280,4 +284,98 @@ fn closed_stdout_ends_the_program_instead_of_hanging() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}\n{stderr}", out.status);
     assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// The header lines of the goroutine dump the demo printed on stderr: `(name, state)`, as in
+/// `goroutine 2 "A" [running on worker 0]:`.
+fn dump_headers(stderr: &str) -> Vec<(String, String)> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("goroutine ")?;
+            let (_, rest) = rest.split_once(" \"")?;
+            let (name, rest) = rest.split_once("\" [")?;
+            let state = rest.strip_suffix("]:")?;
+            Some((name.to_owned(), state.to_owned()))
+        })
+        .collect()
+}
+
+/// Runs the demo with `--dump` and `args`: its stdout lines and the dump's headers, by name.
+fn demo_dump(args: &[&str]) -> (Vec<String>, Vec<(String, String)>) {
+    let mut all = args.to_vec();
+    all.push("--dump");
+    let out = demo(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo {all:?}: {}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.starts_with("goroutine dump at the start line:"),
+        "{stderr}"
+    );
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (lines, dump_headers(&stderr))
+}
+
+#[test]
+fn dump_on_one_proc_shows_b_waiting_at_the_start_line_and_a_running() {
+    let (lines, headers) = demo_dump(&["--procs", "1"]);
+    // The dump goes to stderr: stdout is what it is without it.
+    assert_eq!(lines, demo_lines(&["--procs", "1"]));
+    let expected = [
+        ("main", "wait group"),
+        ("A", "running on worker 0"),
+        ("B", "wait group"),
+    ];
+    assert_eq!(headers.len(), 3, "{headers:?}");
+    for ((name, state), (want_name, want_state)) in headers.iter().zip(expected) {
+        assert_eq!(name, want_name);
+        // A blocked goroutine's state ends with how long it has waited.
+        assert!(state.starts_with(want_state), "{name}: {state}");
+    }
+}
+
+#[test]
+fn dump_on_two_procs_shows_both_counters_running_on_two_workers() {
+    // Not luck: on two procs the first counter at the start line spins there, running, until
+    // the second arrives, and the second takes the dump before it lets the first go. Both run
+    // at that moment, on two workers, since the spinner keeps its own.
+    for _ in 0..10 {
+        let (lines, headers) = demo_dump(&["--procs", "2"]);
+        assert_line_set(&lines, 100);
+        let state = |name: &str| {
+            let found = headers.iter().find(|(n, _)| n == name);
+            found
+                .unwrap_or_else(|| panic!("no {name}: {headers:?}"))
+                .1
+                .clone()
+        };
+        let (a, b) = (state("A"), state("B"));
+        assert!(a.starts_with("running on worker "), "A: {a}");
+        assert!(b.starts_with("running on worker "), "B: {b}");
+        assert_ne!(a, b, "A and B on one worker");
+        assert!(state("main").starts_with("wait group"), "{headers:?}");
+    }
+}
+
+#[test]
+fn a_trace_or_timeline_path_that_cannot_be_written_exits_1_naming_it() {
+    // Not creatable, and creatable but full.
+    for path in ["/nonexistent-dir/run.out", "/dev/full"] {
+        for (flag, what) in [("--trace", "trace"), ("--timeline", "timeline")] {
+            let out = demo(&[flag, path]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{flag} {path}\n{stderr}");
+            let message = format!("demo: cannot write the {what} to {path}: ");
+            assert!(stderr.starts_with(&message), "{flag} {path}:\n{stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
 }
