@@ -425,7 +425,19 @@ impl Runtime {
     /// ```
     pub fn stop_trace(&self) -> Trace {
         match self.shared.trace.stop() {
-            Some(recorded) => Trace::from_recorded(recorded),
+            Some(recorded) => {
+                let mut trace = Trace::from_recorded(recorded);
+                // Goroutines spawned before the trace started, still live: name them from
+                // the registry (the main goroutine, typically).
+                let mut names = std::collections::HashMap::new();
+                self.shared.registry.for_each(|header| {
+                    if let Some(name) = &header.origin.name {
+                        names.insert(header.id, name.clone());
+                    }
+                });
+                trace.name_unnamed(|id| names.get(&id).cloned());
+                trace
+            }
             None => Trace::empty(self.shared.procs),
         }
     }

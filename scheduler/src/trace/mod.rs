@@ -227,6 +227,16 @@ impl Trace {
         self.goroutines.get(&goroutine)?.as_deref()
     }
 
+    /// Gives the goroutines the trace saw without seeing their spawn (they were spawned
+    /// before it started) the names that `name_of` knows.
+    pub(crate) fn name_unnamed(&mut self, name_of: impl Fn(u64) -> Option<Arc<str>>) {
+        for (&id, name) in self.goroutines.iter_mut() {
+            if name.is_none() {
+                *name = name_of(id);
+            }
+        }
+    }
+
     /// The number of workers the trace shows: the runtime's `procs`, and the spare workers
     /// up to the last that recorded something. Worker indexes are below this.
     pub fn workers(&self) -> usize {
