@@ -153,8 +153,9 @@ impl Runtime {
     {
         // Deadlock detection needs a caller that is no goroutine (a goroutine of this runtime
         // would be one of the sleepers; one of another runtime brings other threads anyway).
+        let site = Location::caller();
         let origin = Origin {
-            site: Location::caller(),
+            site,
             name: Some(Arc::from("main")),
         };
         let handle = if current::on_worker() {
@@ -186,7 +187,8 @@ impl Runtime {
             self.shared.deadlock.unwatch(&watch);
             handle
         };
-        match handle.join() {
+        // From a goroutine, the caller parks here: at its own line.
+        match handle.join_at(site) {
             Ok(value) => value,
             Err(payload) => panic::resume_unwind(payload),
         }

@@ -8,7 +8,8 @@
 //! * [`lock`]: the raw lock that every primitive's state sits behind, which `select` takes in
 //!   address order for all its arms at once;
 //! * [`timers`]: the heap of timers a worker fires, and the process-wide timer thread;
-//! * [`block_kind`]: what a parked goroutine waits for, for the metrics;
+//! * [`block_kind`]: what a parked goroutine waits for, for the metrics, and the [`Site`]
+//!   (the user's line) it waits at, for the goroutine dump;
 //! * [`cancelled`]: the payload a cancelled goroutine unwinds with.
 //!
 //! How a *goroutine* parks while it waits, and how it is woken, belongs to the scheduler
@@ -21,5 +22,5 @@ pub(crate) mod lock;
 pub(crate) mod timers;
 pub(crate) mod waiter;
 
-pub(crate) use block_kind::BlockKind;
+pub(crate) use block_kind::{BlockKind, Site};
 pub use cancelled::Cancelled;
