@@ -9,14 +9,14 @@ use std::any::Any;
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hint::black_box;
-use std::panic;
+use std::panic::{self, Location};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use scheduler::{Metrics, Runtime, WaitGroup};
+use scheduler::{GoroutineState, Metrics, Runtime, WaitGroup, WaitReason};
 
 /// The limit [`watchdog`] callers use for a test's whole body: generous, because CI runs the
 /// suite in debug mode on two shared cores, yet it turns a hang into a failure with a message.
@@ -380,4 +380,38 @@ pub fn run_in_own_goroutine(rt: Runtime, f: fn(Runtime)) -> Option<String> {
     *slot.lock().unwrap() = Some(rt);
     gate.done();
     h.join().expect("catch_unwind caught the panic")
+}
+
+/// Polls the goroutine dump of `rt` until the goroutine `id` shows blocked on `reason`, and
+/// returns where it waits; fails naming the goroutine's last state after [`SPIN_LIMIT`].
+///
+/// # Panics
+///
+/// If the goroutine is not blocked on `reason` within [`SPIN_LIMIT`], or is blocked without a
+/// wait site.
+pub fn blocked_at(rt: &Runtime, id: u64, reason: WaitReason) -> &'static Location<'static> {
+    let mut last = None;
+    let mut site = None;
+    let deadline = Instant::now() + SPIN_LIMIT;
+    loop {
+        let dump = rt.goroutines();
+        if let Some(goroutine) = dump.get(id) {
+            if goroutine.state() == GoroutineState::Blocked(reason) {
+                site = goroutine.waits_at();
+                break;
+            }
+            last = Some(goroutine.to_string());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        thread::yield_now();
+    }
+    match site {
+        Some(site) => site,
+        None => panic!(
+            "goroutine {id} is not blocked on {reason} (with a wait site) after \
+             {SPIN_LIMIT:?}; last seen as {last:?}"
+        ),
+    }
 }

@@ -31,3 +31,4 @@ mod stealing;
 mod sync_primitives;
 mod timers;
 mod wait_group;
+mod wait_sites;
