@@ -136,12 +136,6 @@ impl Activity {
         Some(self.goroutine.load(Ordering::Relaxed)).filter(|&id| id != 0)
     }
 
-    /// The worker thread's kernel thread id, once it has published it.
-    pub(crate) fn tid(&self) -> Option<i32> {
-        // Relaxed: see `publish_thread`.
-        Some(self.tid.load(Ordering::Relaxed)).filter(|&tid| tid != 0)
-    }
-
     /// Whether the worker's published state is still the running resume of `epoch` (it has
     /// not parked since). Only the owning worker calls this.
     #[inline]
