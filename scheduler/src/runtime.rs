@@ -381,7 +381,8 @@ impl Runtime {
     ///
     /// # Panics
     ///
-    /// When called from one of this runtime's own goroutines (it would wait for itself).
+    /// When called from one of this runtime's own goroutines or blocking jobs (it would wait
+    /// for itself).
     ///
     /// # Examples
     ///
@@ -392,6 +393,7 @@ impl Runtime {
     /// rt.spawn(|| ());
     /// rt.shutdown_timeout(Duration::from_secs(5)).expect("finished in time");
     /// ```
+    #[track_caller]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownError> {
         if !self.threads.is_empty()
             && !self.called_from_own_goroutine()
@@ -416,6 +418,12 @@ impl Runtime {
         !self.threads.is_empty() && self.shared.blocking.is_current_thread()
     }
 
+    /// Waits for the goroutines until `deadline`, cancels the rest, and stops the workers.
+    ///
+    /// # Panics
+    ///
+    /// From one of the runtime's own goroutines or blocking jobs, at the caller's line.
+    #[track_caller]
     fn shutdown(&mut self, deadline: Option<Instant>) -> Result<(), ShutdownError> {
         if self.threads.is_empty() {
             return Ok(());

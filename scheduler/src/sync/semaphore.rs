@@ -75,6 +75,7 @@ impl Semaphore {
     /// # Panics
     ///
     /// If `permits` exceeds `usize::MAX / 2`.
+    #[track_caller]
     pub fn new(permits: usize) -> Semaphore {
         assert!(
             permits <= usize::MAX / ONE,

@@ -78,6 +78,7 @@ impl WaitGroup {
     /// # Panics
     ///
     /// If the counter would overflow `usize`.
+    #[track_caller]
     pub fn add(&self, n: usize) {
         let prev = self.inner.count.fetch_add(n, Ordering::Relaxed);
         if prev.checked_add(n).is_none() {
@@ -92,6 +93,7 @@ impl WaitGroup {
     ///
     /// `scheduler: negative WaitGroup counter` if the counter is zero (more `done`s than
     /// `add`s); the counter stays at zero.
+    #[track_caller]
     pub fn done(&self) {
         if !self.try_done() {
             panic!("{NEGATIVE}");

@@ -14,6 +14,7 @@ mod go_fairness;
 mod layers;
 mod lost_wakeup;
 mod metrics;
+mod misuse_locations;
 mod mixed_threads;
 mod net_deadlines;
 mod net_io;
