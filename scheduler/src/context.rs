@@ -35,6 +35,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::Location;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -271,6 +272,7 @@ impl<T> Sender<T> {
     ///
     /// [`SendCtxError::Context`] with the context's error if it ended first (or had already
     /// ended), [`SendCtxError::Disconnected`] if the channel is closed; both with the value.
+    #[track_caller]
     pub fn send_ctx(&self, value: T, ctx: &Context) -> Result<(), SendCtxError<T>> {
         if let Some(err) = ctx.err() {
             return Err(SendCtxError::Context(err, value));
@@ -282,6 +284,7 @@ impl<T> Sender<T> {
             &mut [&mut send, &mut cancel],
             Mode::Block,
             BlockKind::ChannelSend,
+            Location::caller(),
         ) {
             Some(0) => send
                 .outcome()
@@ -303,6 +306,7 @@ impl<T> Receiver<T> {
     ///
     /// [`RecvCtxError::Context`] with the context's error if it ended first (or had already
     /// ended); [`RecvCtxError::Disconnected`] once the channel is closed and empty.
+    #[track_caller]
     pub fn recv_ctx(&self, ctx: &Context) -> Result<T, RecvCtxError> {
         if let Some(err) = ctx.err() {
             return Err(RecvCtxError::Context(err));
@@ -314,6 +318,7 @@ impl<T> Receiver<T> {
             &mut [&mut recv, &mut cancel],
             Mode::Block,
             BlockKind::ChannelReceive,
+            Location::caller(),
         ) {
             Some(0) => recv
                 .outcome()

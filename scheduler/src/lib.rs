@@ -278,6 +278,7 @@ where
 /// # Panics
 ///
 /// Outside a goroutine: use [`Runtime::try_spawn_blocking`] there.
+#[track_caller]
 pub fn try_spawn_blocking<F, T>(f: F) -> Result<JoinHandle<T>, SpawnError>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -353,6 +354,7 @@ fn preempted() {
 /// # Panics
 ///
 /// Outside a goroutine.
+#[track_caller]
 pub fn procs() -> usize {
     sched::current::with_shared("procs", |shared| shared.procs)
 }
@@ -363,6 +365,7 @@ pub fn procs() -> usize {
 /// # Panics
 ///
 /// Outside a goroutine.
+#[track_caller]
 pub fn num_goroutines() -> usize {
     sched::current::with_shared("num_goroutines", |shared| shared.live())
 }
@@ -386,6 +389,7 @@ pub fn num_goroutines() -> usize {
 /// # Panics
 ///
 /// Outside a goroutine.
+#[track_caller]
 pub fn metrics() -> Metrics {
     sched::current::with_shared("metrics", |shared| metrics::snapshot(shared))
 }

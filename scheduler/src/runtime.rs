@@ -171,8 +171,9 @@ impl Runtime {
         // Deadlock detection needs a caller that is no goroutine (a goroutine of this runtime
         // would be one of the sleepers; one of another runtime brings other threads anyway).
         census::note_use();
+        let site = Location::caller();
         let origin = Origin {
-            site: Location::caller(),
+            site,
             name: Some(Arc::from("main")),
         };
         let handle = if current::on_worker() {
@@ -212,7 +213,8 @@ impl Runtime {
             self.shared.deadlock.unwatch(&watch);
             handle
         };
-        match handle.join() {
+        // From a goroutine, the caller parks here: at its own line.
+        match handle.join_at(site) {
             Ok(value) => value,
             Err(payload) => panic::resume_unwind(payload),
         }
@@ -464,7 +466,8 @@ impl Runtime {
     ///
     /// # Panics
     ///
-    /// When called from one of this runtime's own goroutines (it would wait for itself).
+    /// When called from one of this runtime's own goroutines or blocking jobs (it would wait
+    /// for itself).
     ///
     /// # Examples
     ///
@@ -475,6 +478,7 @@ impl Runtime {
     /// rt.spawn(|| ());
     /// rt.shutdown_timeout(Duration::from_secs(5)).expect("finished in time");
     /// ```
+    #[track_caller]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<(), ShutdownError> {
         if !self.threads.is_empty()
             && !self.called_from_own_goroutine()
@@ -499,6 +503,12 @@ impl Runtime {
         !self.threads.is_empty() && self.shared.blocking.is_current_thread()
     }
 
+    /// Waits for the goroutines until `deadline`, cancels the rest, and stops the workers.
+    ///
+    /// # Panics
+    ///
+    /// From one of the runtime's own goroutines or blocking jobs, at the caller's line.
+    #[track_caller]
     fn shutdown(&mut self, deadline: Option<Instant>) -> Result<(), ShutdownError> {
         if self.threads.is_empty() {
             return Ok(());

@@ -6,17 +6,18 @@
 //! panic payloads and the process's thread list.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hint::black_box;
-use std::panic;
+use std::panic::{self, Location};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use scheduler::{Metrics, Runtime, WaitGroup};
+use scheduler::{GoroutineState, Metrics, Runtime, WaitGroup, WaitReason};
 
 /// The limit [`watchdog`] callers use for a test's whole body: generous, because CI runs the
 /// suite in debug mode on two shared cores, yet it turns a hang into a failure with a message.
@@ -392,4 +393,95 @@ pub fn run_in_own_goroutine(rt: Runtime, f: fn(Runtime)) -> Option<String> {
     *slot.lock().unwrap() = Some(rt);
     gate.done();
     h.join().expect("catch_unwind caught the panic")
+}
+
+/// Polls the goroutine dump of `rt` until the goroutine `id` shows blocked on `reason`, and
+/// returns where it waits; fails naming the goroutine's last state after [`SPIN_LIMIT`].
+///
+/// # Panics
+///
+/// If the goroutine is not blocked on `reason` within [`SPIN_LIMIT`], or is blocked without a
+/// wait site.
+pub fn blocked_at(rt: &Runtime, id: u64, reason: WaitReason) -> &'static Location<'static> {
+    let mut last = None;
+    let mut site = None;
+    let deadline = Instant::now() + SPIN_LIMIT;
+    loop {
+        let dump = rt.goroutines();
+        if let Some(goroutine) = dump.get(id) {
+            if goroutine.state() == GoroutineState::Blocked(reason) {
+                site = goroutine.waits_at();
+                break;
+            }
+            last = Some(goroutine.to_string());
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        thread::yield_now();
+    }
+    match site {
+        Some(site) => site,
+        None => panic!(
+            "goroutine {id} is not blocked on {reason} (with a wait site) after \
+             {SPIN_LIMIT:?}; last seen as {last:?}"
+        ),
+    }
+}
+
+thread_local! {
+    /// Where the panics of this thread happened, while [`panic_location`] records them.
+    static PANIC_SITES: RefCell<Option<Vec<(String, u32)>>> = const { RefCell::new(None) };
+}
+
+/// Serialises [`panic_location`]: the panic hook is one for the whole process.
+static PANIC_HOOK: Mutex<()> = Mutex::new(());
+
+/// Runs `f`, expects it to panic, and returns where the panic hook was told it happened (file
+/// and line) with its message: for checking that a misuse panic names the caller's line.
+///
+/// The hook is the process's, so the calls are serialised and the previous hook is put back
+/// afterwards; while installed, the hook records the panics of the calling thread only and
+/// hands every other thread's to the previous hook.
+///
+/// # Panics
+///
+/// If `f` returns normally, or its panic was not seen by the hook.
+pub fn panic_location<R: Debug>(f: impl FnOnce() -> R) -> (String, u32, String) {
+    let _serial = PANIC_HOOK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let previous = Arc::new(panic::take_hook());
+    let forward = previous.clone();
+    panic::set_hook(Box::new(move |info| {
+        let recorded = PANIC_SITES.with(|sites| match sites.borrow_mut().as_mut() {
+            Some(sites) => {
+                if let Some(location) = info.location() {
+                    sites.push((location.file().to_owned(), location.line()));
+                }
+                true
+            }
+            None => false,
+        });
+        if !recorded {
+            forward(info);
+        }
+    }));
+    PANIC_SITES.with(|sites| *sites.borrow_mut() = Some(Vec::new()));
+    let result = panic::catch_unwind(panic::AssertUnwindSafe(f));
+    let sites = PANIC_SITES.with(|sites| sites.borrow_mut().take().unwrap_or_default());
+    // Our hook goes, and with it its reference to the previous one, which is put back.
+    drop(panic::take_hook());
+    match Arc::try_unwrap(previous) {
+        Ok(previous) => panic::set_hook(previous),
+        Err(_) => unreachable!("the hook that shared it is dropped"),
+    }
+    let message = match result {
+        Ok(value) => panic!("expected a panic, got {value:?}"),
+        Err(payload) => describe_payload(&*payload),
+    };
+    match sites.as_slice() {
+        [(file, line)] => (file.clone(), *line, message),
+        other => panic!("expected one panic on this thread, the hook saw {other:?}: {message}"),
+    }
 }

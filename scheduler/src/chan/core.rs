@@ -516,7 +516,7 @@ mod tests {
         let slot = Slot::new(&waiter, 0, Some(value));
         state.enqueue_send(Party::Select(slot.clone()));
         drop(state);
-        waiter.wait();
+        waiter.wait(std::panic::Location::caller());
         // A receiver took the value; if it is still here, the close woke us.
         match slot.value.lock().take() {
             None => Ok(()),
@@ -537,7 +537,9 @@ mod tests {
         let slot = Slot::new(&waiter, 0, None);
         state.enqueue_recv(Party::Select(slot.clone()));
         drop(state);
-        let won = waiter.wait_until(Some(deadline)).is_some();
+        let won = waiter
+            .wait_until(Some(deadline), std::panic::Location::caller())
+            .is_some();
         let mut state = chan.state.lock();
         if won {
             // A sender left its value; a close left none.

@@ -1,6 +1,7 @@
 //! [`Sender`] and [`Receiver`]: the two ends of a channel.
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use super::ops::{RecvOp, SendOp};
 use super::parked;
 use crate::sched::current::can_suspend;
 use crate::select::{Mode, select_one};
-use crate::wait::BlockKind;
+use crate::wait::{BlockKind, Site};
 
 /// The sending end of a channel. Clone it to send from several goroutines.
 ///
@@ -40,12 +41,14 @@ impl<T> Sender<T> {
     ///
     /// The value back in a [`SendError`] if the channel is closed (also when it closes while
     /// this send waits).
+    #[track_caller]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let site = Location::caller();
         if can_suspend() {
-            return parked::send(&self.chan, value);
+            return parked::send(&self.chan, value, site);
         }
         let mut op = SendOp::on(&self.chan, value);
-        select_one(&mut op, Mode::Block, BlockKind::ChannelSend);
+        select_one(&mut op, Mode::Block, BlockKind::ChannelSend, site);
         op.outcome()
     }
 
@@ -66,8 +69,9 @@ impl<T> Sender<T> {
     /// # Errors
     ///
     /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Disconnected`], with the value.
+    #[track_caller]
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_mode(value, Mode::after(timeout))
+        self.send_mode(value, Mode::after(timeout), Location::caller())
     }
 
     /// Sends, waiting for room until `deadline` at the latest.
@@ -75,13 +79,14 @@ impl<T> Sender<T> {
     /// # Errors
     ///
     /// As [`send_timeout`](Self::send_timeout).
+    #[track_caller]
     pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
-        self.send_mode(value, Mode::Until(deadline))
+        self.send_mode(value, Mode::Until(deadline), Location::caller())
     }
 
-    fn send_mode(&self, value: T, mode: Mode) -> Result<(), SendTimeoutError<T>> {
+    fn send_mode(&self, value: T, mode: Mode, site: Site) -> Result<(), SendTimeoutError<T>> {
         let mut op = SendOp::on(&self.chan, value);
-        if select_one(&mut op, mode, BlockKind::ChannelSend) {
+        if select_one(&mut op, mode, BlockKind::ChannelSend, site) {
             op.outcome()
                 .map_err(|SendError(v)| SendTimeoutError::Disconnected(v))
         } else {
@@ -139,12 +144,19 @@ impl<T> Receiver<T> {
     /// # Errors
     ///
     /// [`RecvError`] once the channel is closed and empty.
+    #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
+        self.recv_at(Location::caller())
+    }
+
+    /// [`recv`](Self::recv), waiting at `site` (the line that made an iterator, for one).
+    #[inline]
+    fn recv_at(&self, site: Site) -> Result<T, RecvError> {
         if can_suspend() {
-            return parked::recv(&self.chan);
+            return parked::recv(&self.chan, site);
         }
         let mut op = RecvOp::on(&self.chan);
-        select_one(&mut op, Mode::Block, BlockKind::ChannelReceive);
+        select_one(&mut op, Mode::Block, BlockKind::ChannelReceive, site);
         op.outcome()
     }
 
@@ -165,8 +177,9 @@ impl<T> Receiver<T> {
     /// # Errors
     ///
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_mode(Mode::after(timeout))
+        self.recv_mode(Mode::after(timeout), Location::caller())
     }
 
     /// Receives, waiting until `deadline` at the latest.
@@ -174,13 +187,14 @@ impl<T> Receiver<T> {
     /// # Errors
     ///
     /// As [`recv_timeout`](Self::recv_timeout).
+    #[track_caller]
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.recv_mode(Mode::Until(deadline))
+        self.recv_mode(Mode::Until(deadline), Location::caller())
     }
 
-    fn recv_mode(&self, mode: Mode) -> Result<T, RecvTimeoutError> {
+    fn recv_mode(&self, mode: Mode, site: Site) -> Result<T, RecvTimeoutError> {
         let mut op = RecvOp::on(&self.chan);
-        if select_one(&mut op, mode, BlockKind::ChannelReceive) {
+        if select_one(&mut op, mode, BlockKind::ChannelReceive, site) {
             op.outcome()
                 .map_err(|RecvError| RecvTimeoutError::Disconnected)
         } else {
@@ -188,9 +202,14 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// An iterator that receives until the channel is closed and empty.
+    /// An iterator that receives until the channel is closed and empty. Its receives wait at
+    /// the line that called `iter` (for `for v in &rx`, the line of the `for`).
+    #[track_caller]
     pub fn iter(&self) -> Iter<'_, T> {
-        Iter { rx: self }
+        Iter {
+            rx: self,
+            site: Location::caller(),
+        }
     }
 
     /// An iterator over the values available now, without blocking.
@@ -245,12 +264,15 @@ impl<T> fmt::Debug for Receiver<T> {
 #[derive(Debug)]
 pub struct Iter<'a, T> {
     rx: &'a Receiver<T>,
+    /// Where the iterator was made: its receives wait there. (`next` is mostly called from
+    /// inside std, `sum`, `collect`..., whose line would say nothing.)
+    site: Site,
 }
 
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
+        self.rx.recv_at(self.site).ok()
     }
 }
 
@@ -267,22 +289,25 @@ impl<T> Iterator for TryIter<'_, T> {
     }
 }
 
-/// Receives until the channel is closed and empty, owning the receiver.
+/// Receives until the channel is closed and empty, owning the receiver. Its receives wait at
+/// the line that made it, as [`Iter`]'s.
 #[derive(Debug)]
 pub struct IntoIter<T> {
     rx: Receiver<T>,
+    site: Site,
 }
 
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
+        self.rx.recv_at(self.site).ok()
     }
 }
 
 impl<'a, T> IntoIterator for &'a Receiver<T> {
     type Item = T;
     type IntoIter = Iter<'a, T>;
+    #[track_caller]
     fn into_iter(self) -> Iter<'a, T> {
         self.iter()
     }
@@ -291,7 +316,11 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
 impl<T> IntoIterator for Receiver<T> {
     type Item = T;
     type IntoIter = IntoIter<T>;
+    #[track_caller]
     fn into_iter(self) -> IntoIter<T> {
-        IntoIter { rx: self }
+        IntoIter {
+            rx: self,
+            site: Location::caller(),
+        }
     }
 }

@@ -27,8 +27,8 @@ use super::error::{RecvError, SendError};
 use crate::goroutine::task::TaskRef;
 use crate::sched::current::{self, park_current_unlocking};
 use crate::sched::unpark_owned;
-use crate::wait::BlockKind;
 use crate::wait::lock::Guard;
+use crate::wait::{BlockKind, Site};
 
 /// A goroutine blocked in a plain send or receive. Lives on that goroutine's stack.
 pub(crate) struct ParkedSlot<T> {
@@ -93,8 +93,8 @@ enum Side {
     Recv,
 }
 
-/// Queues a slot for the running goroutine, parks it with the lock held, and waits until the
-/// slot is completed or the goroutine is woken otherwise.
+/// Queues a slot for the running goroutine, parks it with the lock held (waiting at `site`),
+/// and waits until the slot is completed or the goroutine is woken otherwise.
 ///
 /// A goroutine that is already cancelled (it caught its cancellation and waits again) is not
 /// parked by its worker (`WorkerLocal::resume`): it comes back at once, withdraws, and unwinds
@@ -104,6 +104,7 @@ fn wait<T>(
     mut state: Guard<'_, State<T>>,
     side: Side,
     value: Option<T>,
+    site: Site,
 ) -> Waited<T> {
     let slot = ParkedSlot {
         task: UnsafeCell::new(None),
@@ -128,7 +129,7 @@ fn wait<T>(
         Side::Send => BlockKind::ChannelSend,
         Side::Recv => BlockKind::ChannelReceive,
     };
-    park_current_unlocking(state.into_lock(), &slot.task, kind);
+    park_current_unlocking(state.into_lock(), &slot.task, kind, site);
     // Acquire: pairs with the completer's Release store; the value it wrote is visible.
     let withdrawn = !slot.done.load(Ordering::Acquire) && guard.withdraw_if_open();
     std::mem::forget(guard);
@@ -172,8 +173,8 @@ impl<T> Drop for WithdrawOnUnwind<'_, T> {
     }
 }
 
-/// A plain `send` by a goroutine that may suspend.
-pub(crate) fn send<T>(chan: &Chan<T>, mut value: T) -> Result<(), SendError<T>> {
+/// A plain `send` by a goroutine that may suspend, called at `site`.
+pub(crate) fn send<T>(chan: &Chan<T>, mut value: T, site: Site) -> Result<(), SendError<T>> {
     loop {
         let mut state = chan.state.lock();
         match state.try_send(value) {
@@ -181,7 +182,7 @@ pub(crate) fn send<T>(chan: &Chan<T>, mut value: T) -> Result<(), SendError<T>> 
             Err(TrySend::Closed(v)) => return Err(SendError(v)),
             Err(TrySend::Full(v)) => value = v,
         }
-        match wait(chan, state, Side::Send, Some(value)) {
+        match wait(chan, state, Side::Send, Some(value), site) {
             // A receiver took the value; if it is still here, a close woke us.
             Waited::Done(None) => return Ok(()),
             Waited::Done(Some(v)) => return Err(SendError(v)),
@@ -194,8 +195,8 @@ pub(crate) fn send<T>(chan: &Chan<T>, mut value: T) -> Result<(), SendError<T>> 
     }
 }
 
-/// A plain `recv` by a goroutine that may suspend.
-pub(crate) fn recv<T>(chan: &Chan<T>) -> Result<T, RecvError> {
+/// A plain `recv` by a goroutine that may suspend, called at `site`.
+pub(crate) fn recv<T>(chan: &Chan<T>, site: Site) -> Result<T, RecvError> {
     loop {
         let mut state = chan.state.lock();
         match state.try_recv() {
@@ -203,7 +204,7 @@ pub(crate) fn recv<T>(chan: &Chan<T>) -> Result<T, RecvError> {
             Err(TryRecv::Closed) => return Err(RecvError),
             Err(TryRecv::Empty) => {}
         }
-        match wait(chan, state, Side::Recv, None) {
+        match wait(chan, state, Side::Recv, None, site) {
             // A sender handed us a value; none means a close woke us.
             Waited::Done(value) => return value.ok_or(RecvError),
             Waited::Withdrawn(_) => current::continue_cancellation(),

@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use crate::sched::{blocking, current};
+use crate::wait::Site;
 
 /// Something that resolves to socket addresses: the same types as
 /// [`std::net::ToSocketAddrs`] (`"host:port"`, `(host, port)`, an `IpAddr` with a port, a
@@ -29,11 +30,11 @@ pub enum Addrs {
 
 impl Addrs {
     /// Resolves to a list of addresses (an error if it is empty).
-    pub(crate) fn resolve(self) -> io::Result<Vec<SocketAddr>> {
+    pub(crate) fn resolve(self, site: Site) -> io::Result<Vec<SocketAddr>> {
         let addrs = match self {
             Addrs::Resolved(addrs) => addrs,
-            Addrs::Lookup(host) => lookup(move || std_lookup(host.as_str()))?,
-            Addrs::HostPort(host, port) => lookup(move || std_lookup((host.as_str(), port)))?,
+            Addrs::Lookup(host) => lookup(move || std_lookup(host.as_str()), site)?,
+            Addrs::HostPort(host, port) => lookup(move || std_lookup((host.as_str(), port)), site)?,
         };
         if addrs.is_empty() {
             return Err(io::Error::new(
@@ -50,15 +51,17 @@ fn std_lookup(addr: impl std::net::ToSocketAddrs) -> io::Result<Vec<SocketAddr>>
 }
 
 /// Runs `f` on the blocking pool from a goroutine (parking it meanwhile), directly elsewhere.
+/// Runs the lookup `f` on the blocking pool, a goroutine waiting for it at `site`.
 fn lookup(
     f: impl FnOnce() -> io::Result<Vec<SocketAddr>> + Send + 'static,
+    site: Site,
 ) -> io::Result<Vec<SocketAddr>> {
     if !current::can_suspend() {
         return f();
     }
     let job = current::with_shared("name resolution", |shared| blocking::spawn(shared, f))
         .map_err(io::Error::other)?;
-    match job.join() {
+    match job.join_at(site) {
         Ok(result) => result,
         Err(payload) => std::panic::resume_unwind(payload),
     }
@@ -147,13 +150,15 @@ impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
     }
 }
 
-/// Tries `f` on each address in turn; returns the first success or the last error.
+/// Tries `f` on each address in turn; returns the first success or the last error. A name to
+/// look up first is looked up on the blocking pool, a goroutine waiting for it at `site`.
 pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
     addr: &A,
+    site: Site,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for addr in addr.to_addrs().resolve()? {
+    for addr in addr.to_addrs().resolve(site)? {
         match f(&addr) {
             Ok(value) => return Ok(value),
             Err(err) => last = Some(err),

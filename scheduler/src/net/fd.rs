@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::panic::Location;
 
 use super::source::Source;
 use crate::context::Context;
@@ -75,52 +76,62 @@ impl<T: AsFd> Pollable<T> {
 
     /// Runs `op` until it does not fail with `WouldBlock`, waiting for readability in
     /// between.
+    #[track_caller]
     pub fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.source.run(R, None, |fd| op(&fd.0))
+        self.source.run(R, None, Location::caller(), |fd| op(&fd.0))
     }
 
     /// [`read_with`](Self::read_with), unless `ctx` ends first.
+    #[track_caller]
     pub fn read_with_ctx<R>(
         &self,
         ctx: &Context,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.source.run(R, Some(ctx), |fd| op(&fd.0))
+        self.source
+            .run(R, Some(ctx), Location::caller(), |fd| op(&fd.0))
     }
 
     /// Runs `op` until it does not fail with `WouldBlock`, waiting for writability in
     /// between.
+    #[track_caller]
     pub fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.source.run(W, None, |fd| op(&fd.0))
+        self.source.run(W, None, Location::caller(), |fd| op(&fd.0))
     }
 
     /// [`write_with`](Self::write_with), unless `ctx` ends first.
+    #[track_caller]
     pub fn write_with_ctx<R>(
         &self,
         ctx: &Context,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.source.run(W, Some(ctx), |fd| op(&fd.0))
+        self.source
+            .run(W, Some(ctx), Location::caller(), |fd| op(&fd.0))
     }
 
     /// Waits until the descriptor is readable (or has an error, or hung up).
+    #[track_caller]
     pub fn readable(&self) -> io::Result<()> {
-        self.source.ready(R, None, None)
+        self.source.ready(R, None, None, Location::caller())
     }
 
     /// [`readable`](Self::readable), unless `ctx` ends first.
+    #[track_caller]
     pub fn readable_ctx(&self, ctx: &Context) -> io::Result<()> {
-        self.source.ready(R, None, Some(ctx))
+        self.source.ready(R, None, Some(ctx), Location::caller())
     }
 
     /// Waits until the descriptor is writable (or has an error, or hung up).
+    #[track_caller]
     pub fn writable(&self) -> io::Result<()> {
-        self.source.ready(W, None, None)
+        self.source.ready(W, None, None, Location::caller())
     }
 
     /// [`writable`](Self::writable), unless `ctx` ends first.
+    #[track_caller]
     pub fn writable_ctx(&self, ctx: &Context) -> io::Result<()> {
-        self.source.ready(W, None, Some(ctx))
+        self.source.ready(W, None, Some(ctx), Location::caller())
     }
 }
 

@@ -160,15 +160,23 @@ macro_rules! socket_deadlines {
 /// `Read` and `Write` for a stream type and for a shared reference to it (a reader goroutine
 /// and a writer goroutine can share one connection), on a `source: Source<S>` field whose `&S`
 /// reads and writes.
+///
+/// Every method is `#[track_caller]`, so that a goroutine waits at the user's line; that works
+/// for calls made on the type itself (not through `dyn Read`). `read_exact` and `write_all`
+/// are written out for the same reason: std's provided ones call `read` and `write` from
+/// std's own lines.
 macro_rules! stream_io {
     ($stream:ident) => {
         impl std::io::Read for &$stream {
+            #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 let len = buf.len();
+                let site = std::panic::Location::caller();
                 self.source
-                    .read_stream(len, None, |s| std::io::Read::read(&mut &*s, buf))
+                    .read_stream(len, None, site, |s| std::io::Read::read(&mut &*s, buf))
             }
 
+            #[track_caller]
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
@@ -176,26 +184,69 @@ macro_rules! stream_io {
                 self.source.run(
                     $crate::sched::io::registration::Direction::Read,
                     None,
+                    std::panic::Location::caller(),
                     |s| std::io::Read::read_vectored(&mut &*s, bufs),
                 )
+            }
+
+            /// std's `read_exact`, each read waiting at the caller's line.
+            #[track_caller]
+            fn read_exact(&mut self, mut buf: &mut [u8]) -> std::io::Result<()> {
+                while !buf.is_empty() {
+                    match std::io::Read::read(self, buf) {
+                        Ok(0) => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "failed to fill whole buffer",
+                            ));
+                        }
+                        Ok(n) => buf = &mut buf[n..],
+                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                Ok(())
             }
         }
 
         impl std::io::Write for &$stream {
+            #[track_caller]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.source.run(
                     $crate::sched::io::registration::Direction::Write,
                     None,
+                    std::panic::Location::caller(),
                     |s| std::io::Write::write(&mut &*s, buf),
                 )
             }
 
+            #[track_caller]
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
                 self.source.run(
                     $crate::sched::io::registration::Direction::Write,
                     None,
+                    std::panic::Location::caller(),
                     |s| std::io::Write::write_vectored(&mut &*s, bufs),
                 )
+            }
+
+            /// std's `write_all`, each write waiting at the caller's line.
+            #[track_caller]
+            fn write_all(&mut self, mut buf: &[u8]) -> std::io::Result<()> {
+                while !buf.is_empty() {
+                    match std::io::Write::write(self, buf) {
+                        Ok(0) => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::WriteZero,
+                                "failed to write whole buffer",
+                            ));
+                        }
+                        Ok(n) => buf = &buf[n..],
+                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                Ok(())
             }
 
             fn flush(&mut self) -> std::io::Result<()> {
@@ -204,25 +255,39 @@ macro_rules! stream_io {
         }
 
         impl std::io::Read for $stream {
+            #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 std::io::Read::read(&mut &*self, buf)
             }
 
+            #[track_caller]
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
                 std::io::Read::read_vectored(&mut &*self, bufs)
             }
+
+            #[track_caller]
+            fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+                std::io::Read::read_exact(&mut &*self, buf)
+            }
         }
 
         impl std::io::Write for $stream {
+            #[track_caller]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 std::io::Write::write(&mut &*self, buf)
             }
 
+            #[track_caller]
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
                 std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+
+            #[track_caller]
+            fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+                std::io::Write::write_all(&mut &*self, buf)
             }
 
             fn flush(&mut self) -> std::io::Result<()> {

@@ -10,9 +10,9 @@ use crate::context::{Context, ContextError};
 use crate::sched::io::poller_for_current;
 use crate::sched::io::registration::{Direction, Registration};
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as, select_one};
-use crate::wait::BlockKind;
 use crate::wait::lock::RawLock;
 use crate::wait::waiter::Waiter;
+use crate::wait::{BlockKind, Site};
 
 /// The edge a waiter waits for: the next one in `direction` after the count `seen`.
 struct ReadyOp<'a> {
@@ -55,13 +55,14 @@ impl Selectable for ReadyOp<'_> {
 /// Waits until an edge in `direction` comes after the count `seen` (read before the system
 /// call that would have blocked), `deadline` passes (`TimedOut`), or `ctx` ends (its error,
 /// see [`context_error`]). Registers the descriptor with the poller that serves the caller
-/// first.
+/// first. A goroutine waits at `site`.
 pub(crate) fn wait_ready(
     registration: &Arc<Registration>,
     direction: Direction,
     seen: u64,
     deadline: Option<Instant>,
     ctx: Option<&Context>,
+    site: Site,
 ) -> io::Result<()> {
     if let Some(err) = ctx.and_then(Context::err) {
         return Err(context_error(err));
@@ -77,7 +78,7 @@ pub(crate) fn wait_ready(
         queued: None,
     };
     let Some(ctx) = ctx else {
-        return if select_one(&mut ready, mode, BlockKind::Io) {
+        return if select_one(&mut ready, mode, BlockKind::Io, site) {
             Ok(())
         } else {
             Err(timed_out())
@@ -85,7 +86,7 @@ pub(crate) fn wait_ready(
     };
     let done = ctx.done();
     let mut cancel = RecvOp::new(&done);
-    match select_as(&mut [&mut ready, &mut cancel], mode, BlockKind::Io) {
+    match select_as(&mut [&mut ready, &mut cancel], mode, BlockKind::Io, site) {
         Some(0) => Ok(()),
         Some(_) => Err(context_error(ctx.err_or_canceled())),
         None => Err(timed_out()),

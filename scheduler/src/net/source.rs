@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::ready::{timed_out, wait_ready};
 use crate::context::Context;
 use crate::sched::io::registration::{Direction, Registration};
+use crate::wait::Site;
 
 /// `io` (in non-blocking mode) with what its waiters need. Deregisters the descriptor before
 /// `io` closes it.
@@ -66,14 +67,15 @@ impl<S: AsRawFd> Source<S> {
 
     /// Runs `op` on `io` until it does not fail with `WouldBlock`, waiting for the next edge
     /// in `direction` in between: until the deadline or time-out (`TimedOut`) or `ctx` ends.
-    /// Retries an `Interrupted` call.
+    /// Retries an `Interrupted` call. A goroutine waits at `site`, the user's call.
     pub(crate) fn run<R>(
         &self,
         direction: Direction,
         ctx: Option<&Context>,
+        site: Site,
         op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.run_until(direction, None, ctx, op)
+        self.run_until(direction, None, ctx, site, op)
     }
 
     /// [`run`](Self::run) with one more deadline, `until`, for this call only.
@@ -82,9 +84,10 @@ impl<S: AsRawFd> Source<S> {
         direction: Direction,
         until: Option<Instant>,
         ctx: Option<&Context>,
+        site: Site,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.run_counted(direction, until, ctx, |io, _| op(io))
+        self.run_counted(direction, until, ctx, site, |io, _| op(io))
     }
 
     /// A `read` of a stream socket (`len`: the buffer's length). A read that fills less than
@@ -96,9 +99,10 @@ impl<S: AsRawFd> Source<S> {
         &self,
         len: usize,
         ctx: Option<&Context>,
+        site: Site,
         mut op: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.run_counted(Direction::Read, None, ctx, |io, seen| {
+        self.run_counted(Direction::Read, None, ctx, site, |io, seen| {
             // Relaxed: a hint about the edge count `seen`, which the wait checks again under
             // the registration's lock.
             if self.drained.load(Ordering::Relaxed) == seen + 1
@@ -123,6 +127,7 @@ impl<S: AsRawFd> Source<S> {
         direction: Direction,
         until: Option<Instant>,
         ctx: Option<&Context>,
+        site: Site,
         mut op: impl FnMut(&S, u64) -> io::Result<R>,
     ) -> io::Result<R> {
         let d = direction as usize;
@@ -157,7 +162,7 @@ impl<S: AsRawFd> Source<S> {
                 }
                 until
             };
-            wait_ready(&self.registration, direction, seen, until, ctx)?;
+            wait_ready(&self.registration, direction, seen, until, ctx, site)?;
         }
     }
 
@@ -169,8 +174,9 @@ impl<S: AsRawFd> Source<S> {
         direction: Direction,
         until: Option<Instant>,
         ctx: Option<&Context>,
+        site: Site,
     ) -> io::Result<()> {
-        self.run_until(direction, until, ctx, |io| {
+        self.run_until(direction, until, ctx, site, |io| {
             if poll_now(io.as_raw_fd(), direction)? {
                 Ok(())
             } else {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
@@ -12,6 +13,7 @@ use super::addr::{ToSocketAddrs, each_addr};
 use super::source::Source;
 use crate::context::Context;
 use crate::sched::io::registration::Direction::{Read as R, Write as W};
+use crate::wait::Site;
 
 /// The listen backlog of [`TcpListener::bind`] (tokio's; Linux caps it at `somaxconn`).
 const BACKLOG: i32 = 1024;
@@ -57,8 +59,9 @@ impl TcpListener {
     /// # Errors
     ///
     /// The resolver's or the system calls' (`AddrInUse`, ...).
+    #[track_caller]
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        each_addr(&addr, |addr| {
+        each_addr(&addr, Location::caller(), |addr| {
             let socket = Socket::new(
                 Domain::for_address(*addr),
                 Type::STREAM.nonblocking(),
@@ -79,29 +82,41 @@ impl TcpListener {
     ///
     /// The system call's (`EMFILE` when out of descriptors, ...). For a bounded wait, use
     /// [`accept_ctx`](Self::accept_ctx) with a context that has a deadline.
+    #[track_caller]
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept_with(None)
+        self.accept_with(None, Location::caller())
     }
 
     /// [`accept`](Self::accept), unless `ctx` ends first: then its error (kind `TimedOut`
     /// for a deadline, `Other` for a cancellation; [`super::context_error`] gets it back).
+    #[track_caller]
     pub fn accept_ctx(&self, ctx: &Context) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept_with(Some(ctx))
+        self.accept_with(Some(ctx), Location::caller())
     }
 
-    fn accept_with(&self, ctx: Option<&Context>) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, addr) = self
-            .source
-            .run(R, ctx, |listener| accept_nonblocking(listener.as_raw_fd()))?;
+    /// An accept, waiting at `site`.
+    fn accept_with(
+        &self,
+        ctx: Option<&Context>,
+        site: Site,
+    ) -> io::Result<(TcpStream, SocketAddr)> {
+        let (fd, addr) = self.source.run(R, ctx, site, |listener| {
+            accept_nonblocking(listener.as_raw_fd())
+        })?;
         let addr = addr.as_socket().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP address")
         })?;
         Ok((TcpStream::from_owned(fd), addr))
     }
 
-    /// An endless iterator of [`accept`](Self::accept)ed connections.
+    /// An endless iterator of [`accept`](Self::accept)ed connections. Its accepts wait at
+    /// the line that called `incoming`.
+    #[track_caller]
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
+        Incoming {
+            listener: self,
+            site: Location::caller(),
+        }
     }
 
     /// The address the listener is bound to.
@@ -123,13 +138,16 @@ impl fmt::Debug for TcpListener {
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
+    /// Where it was made: its accepts wait there.
+    site: Site,
 }
 
 impl Iterator for Incoming<'_> {
     type Item = io::Result<TcpStream>;
 
     fn next(&mut self) -> Option<io::Result<TcpStream>> {
-        Some(self.listener.accept().map(|(stream, _)| stream))
+        let accepted = self.listener.accept_with(None, self.site);
+        Some(accepted.map(|(stream, _)| stream))
     }
 }
 
@@ -180,12 +198,17 @@ impl TcpStream {
     /// # Errors
     ///
     /// The last address's: `ConnectionRefused` for a closed port, and so on.
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
-        each_addr(&addr, |addr| TcpStream::connect_addr(addr, None, None))
+        let site = Location::caller();
+        each_addr(&addr, site, |addr| {
+            TcpStream::connect_addr(addr, None, None, site)
+        })
     }
 
     /// Connects to one address, failing with `TimedOut` if the handshake takes longer than
     /// `timeout` (std's `connect_timeout`; a zero time-out is an error).
+    #[track_caller]
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
             return Err(io::Error::new(
@@ -193,19 +216,26 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        TcpStream::connect_addr(addr, Instant::now().checked_add(timeout), None)
+        let until = Instant::now().checked_add(timeout);
+        TcpStream::connect_addr(addr, until, None, Location::caller())
     }
 
     /// [`connect`](Self::connect), unless `ctx` ends first: then its error (kind `TimedOut`
     /// for a deadline, `Other` for a cancellation).
+    #[track_caller]
     pub fn connect_ctx<A: ToSocketAddrs>(addr: A, ctx: &Context) -> io::Result<TcpStream> {
-        each_addr(&addr, |addr| TcpStream::connect_addr(addr, None, Some(ctx)))
+        let site = Location::caller();
+        each_addr(&addr, site, |addr| {
+            TcpStream::connect_addr(addr, None, Some(ctx), site)
+        })
     }
 
+    /// Connects to one address, the handshake waiting at `site`.
     fn connect_addr(
         addr: &SocketAddr,
         until: Option<Instant>,
         ctx: Option<&Context>,
+        site: Site,
     ) -> io::Result<TcpStream> {
         let socket = Socket::new(
             Domain::for_address(*addr),
@@ -221,7 +251,7 @@ impl TcpStream {
             Err(err) => return Err(err),
         }
         // Writable once the handshake ended, either way; SO_ERROR says which.
-        stream.source.ready(W, until, ctx)?;
+        stream.source.ready(W, until, ctx, site)?;
         if let Some(err) = stream.source.get_ref().take_error()? {
             return Err(err);
         }
@@ -230,17 +260,23 @@ impl TcpStream {
 
     /// Reads like [`Read::read`], unless `ctx` ends first: then its error (kind `TimedOut`
     /// for a deadline, `Other` for a cancellation; [`super::context_error`] gets it back).
+    #[track_caller]
     pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
         let len = buf.len();
-        self.source.read_stream(len, Some(ctx), |s| (&*s).read(buf))
+        let site = Location::caller();
+        self.source
+            .read_stream(len, Some(ctx), site, |s| (&*s).read(buf))
     }
 
     /// Writes like [`Write::write`], unless `ctx` ends first (see [`read_ctx`](Self::read_ctx)).
+    #[track_caller]
     pub fn write_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
-        self.source.run(W, Some(ctx), |s| (&*s).write(buf))
+        let site = Location::caller();
+        self.source.run(W, Some(ctx), site, |s| (&*s).write(buf))
     }
 
     /// Writes all of `buf` like [`Write::write_all`], unless `ctx` ends first.
+    #[track_caller]
     pub fn write_all_ctx(&self, mut buf: &[u8], ctx: &Context) -> io::Result<()> {
         while !buf.is_empty() {
             match self.write_ctx(buf, ctx)? {
@@ -252,8 +288,10 @@ impl TcpStream {
     }
 
     /// Receives like `read` but leaves the bytes in the socket (`MSG_PEEK`).
+    #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.run(R, None, |s| s.peek(buf))
+        self.source
+            .run(R, None, Location::caller(), |s| s.peek(buf))
     }
 
     /// The address of the peer.

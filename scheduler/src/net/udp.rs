@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::panic::Location;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -43,8 +44,9 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// Binds to `addr` (the first of its addresses that works). Port 0 picks a free port.
+    #[track_caller]
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
-        each_addr(&addr, |addr| {
+        each_addr(&addr, Location::caller(), |addr| {
             let socket = Socket::new(
                 Domain::for_address(*addr),
                 Type::DGRAM.nonblocking(),
@@ -58,51 +60,71 @@ impl UdpSocket {
     }
 
     /// Receives one datagram, parking until one comes; returns its length and sender.
+    #[track_caller]
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.source.run(R, None, |s| s.recv_from(buf))
+        self.source
+            .run(R, None, Location::caller(), |s| s.recv_from(buf))
     }
 
     /// [`recv_from`](Self::recv_from), unless `ctx` ends first.
+    #[track_caller]
     pub fn recv_from_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<(usize, SocketAddr)> {
-        self.source.run(R, Some(ctx), |s| s.recv_from(buf))
+        self.source
+            .run(R, Some(ctx), Location::caller(), |s| s.recv_from(buf))
     }
 
     /// Like `recv_from` but leaves the datagram queued.
+    #[track_caller]
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.source.run(R, None, |s| s.peek_from(buf))
+        self.source
+            .run(R, None, Location::caller(), |s| s.peek_from(buf))
     }
 
     /// Sends one datagram to `addr` (resolved at each call, as std does).
+    #[track_caller]
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        each_addr(&addr, |addr| {
-            self.source.run(W, None, |s| s.send_to(buf, addr))
+        // Taken here: the closure below would lose the caller's line.
+        let site = Location::caller();
+        each_addr(&addr, site, |addr| {
+            self.source.run(W, None, site, |s| s.send_to(buf, addr))
         })
     }
 
     /// Sets the default peer: `send` and `recv` use it, and datagrams from others are
     /// dropped.
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(&addr, |addr| self.source.get_ref().connect(addr))
+        each_addr(&addr, Location::caller(), |addr| {
+            self.source.get_ref().connect(addr)
+        })
     }
 
     /// Sends to the connected peer.
+    #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.source.run(W, None, |s| s.send(buf))
+        self.source
+            .run(W, None, Location::caller(), |s| s.send(buf))
     }
 
     /// Receives from the connected peer.
+    #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.run(R, None, |s| s.recv(buf))
+        self.source
+            .run(R, None, Location::caller(), |s| s.recv(buf))
     }
 
     /// [`recv`](Self::recv), unless `ctx` ends first.
+    #[track_caller]
     pub fn recv_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
-        self.source.run(R, Some(ctx), |s| s.recv(buf))
+        self.source
+            .run(R, Some(ctx), Location::caller(), |s| s.recv(buf))
     }
 
     /// Like `recv` but leaves the datagram queued.
+    #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.source.run(R, None, |s| s.peek(buf))
+        self.source
+            .run(R, None, Location::caller(), |s| s.peek(buf))
     }
 
     /// The local address.

@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{self, SocketAddr};
+use std::panic::Location;
 use std::path::Path;
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -13,6 +14,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use super::source::Source;
 use crate::context::Context;
 use crate::sched::io::registration::Direction::{Read as R, Write as W};
+use crate::wait::Site;
 
 /// A Unix domain socket server: [`std::os::unix::net::UnixListener`] whose
 /// [`accept`](Self::accept) parks the calling goroutine.
@@ -56,23 +58,33 @@ impl UnixListener {
     }
 
     /// Accepts a connection, parking until one comes.
+    #[track_caller]
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        self.accept_with(None)
+        self.accept_with(None, Location::caller())
     }
 
     /// [`accept`](Self::accept), unless `ctx` ends first.
+    #[track_caller]
     pub fn accept_ctx(&self, ctx: &Context) -> io::Result<(UnixStream, SocketAddr)> {
-        self.accept_with(Some(ctx))
+        self.accept_with(Some(ctx), Location::caller())
     }
 
-    fn accept_with(&self, ctx: Option<&Context>) -> io::Result<(UnixStream, SocketAddr)> {
-        let (stream, addr) = self.source.run(R, ctx, |l| l.accept())?;
+    /// An accept, waiting at `site`.
+    fn accept_with(
+        &self,
+        ctx: Option<&Context>,
+        site: Site,
+    ) -> io::Result<(UnixStream, SocketAddr)> {
+        let (stream, addr) = self.source.run(R, ctx, site, |l| l.accept())?;
         Ok((UnixStream::try_from(stream)?, addr))
     }
 
-    /// An endless iterator of accepted connections.
+    /// An endless iterator of accepted connections. Its accepts wait at the line that called
+    /// `incoming`.
+    #[track_caller]
     pub fn incoming(&self) -> impl Iterator<Item = io::Result<UnixStream>> + '_ {
-        std::iter::repeat_with(move || self.accept().map(|(stream, _)| stream))
+        let site = Location::caller();
+        std::iter::repeat_with(move || self.accept_with(None, site).map(|(stream, _)| stream))
     }
 
     /// The address the listener is bound to.
@@ -103,16 +115,19 @@ impl UnixStream {
     ///
     /// The system call's: `NotFound`, `ConnectionRefused`, or `WouldBlock` when the
     /// listener's backlog is full (Linux refuses at once then, as Go reports).
+    #[track_caller]
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        UnixStream::connect_with(path.as_ref(), None)
+        UnixStream::connect_with(path.as_ref(), None, Location::caller())
     }
 
     /// [`connect`](Self::connect), unless `ctx` ends first.
+    #[track_caller]
     pub fn connect_ctx<P: AsRef<Path>>(path: P, ctx: &Context) -> io::Result<UnixStream> {
-        UnixStream::connect_with(path.as_ref(), Some(ctx))
+        UnixStream::connect_with(path.as_ref(), Some(ctx), Location::caller())
     }
 
-    fn connect_with(path: &Path, ctx: Option<&Context>) -> io::Result<UnixStream> {
+    /// Connects to `path`, a handshake that has to wait waiting at `site`.
+    fn connect_with(path: &Path, ctx: Option<&Context>, site: Site) -> io::Result<UnixStream> {
         let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
         let stream = UnixStream {
             source: Source::new(net::UnixStream::from(std::os::fd::OwnedFd::from(socket))),
@@ -122,7 +137,7 @@ impl UnixStream {
             Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(err) => return Err(err),
         }
-        stream.source.ready(W, None, ctx)?;
+        stream.source.ready(W, None, ctx, site)?;
         if let Some(err) = stream.source.get_ref().take_error()? {
             return Err(err);
         }
@@ -136,14 +151,19 @@ impl UnixStream {
     }
 
     /// Reads like [`Read::read`], unless `ctx` ends first.
+    #[track_caller]
     pub fn read_ctx(&self, buf: &mut [u8], ctx: &Context) -> io::Result<usize> {
         let len = buf.len();
-        self.source.read_stream(len, Some(ctx), |s| (&*s).read(buf))
+        let site = Location::caller();
+        self.source
+            .read_stream(len, Some(ctx), site, |s| (&*s).read(buf))
     }
 
     /// Writes like [`Write::write`], unless `ctx` ends first.
+    #[track_caller]
     pub fn write_ctx(&self, buf: &[u8], ctx: &Context) -> io::Result<usize> {
-        self.source.run(W, Some(ctx), |s| (&*s).write(buf))
+        let site = Location::caller();
+        self.source.run(W, Some(ctx), site, |s| (&*s).write(buf))
     }
 
     /// The local address.

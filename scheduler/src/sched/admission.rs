@@ -7,9 +7,9 @@
 //! (`select!` arms, contexts, time-outs) and belongs to the primitives above.
 
 use super::wait::WaitHere;
-use crate::wait::BlockKind;
 use crate::wait::lock::Locked;
 use crate::wait::waiter::{Waiter, WaiterQueue};
+use crate::wait::{BlockKind, Site};
 
 /// Permits and the spawners waiting for one, under one lock.
 pub(crate) struct Admission {
@@ -51,8 +51,9 @@ impl Admission {
     }
 
     /// Takes a permit, parking the calling goroutine (or blocking the calling thread) until a
-    /// goroutine finishes and hands its permit over.
-    pub(crate) fn admit(&self) {
+    /// goroutine finishes and hands its permit over. A goroutine waits at `site`: the line of
+    /// the spawn.
+    pub(crate) fn admit(&self, site: Site) {
         let waiter = {
             let mut state = self.state.lock();
             if state.take_free() {
@@ -64,7 +65,7 @@ impl Admission {
         };
         // Ended only by a release, which handed us its permit. A cancelled goroutine unwinds
         // without one, after ending its wait: releases skip it.
-        WaitHere::wait(&waiter);
+        WaitHere::wait(&waiter, site);
     }
 
     /// Gives a permit back: to the first spawner still waiting, else to the count.
@@ -90,7 +91,7 @@ mod tests {
         assert!(!gate.try_admit(), "one permit only");
         let waiting = {
             let gate = gate.clone();
-            thread::spawn(move || gate.admit())
+            thread::spawn(move || gate.admit(std::panic::Location::caller()))
         };
         // The waiter queues (or is about to); the release goes to it, not to the count.
         while gate.state.lock().waiters.is_empty() {

@@ -8,14 +8,14 @@
 //! ([`with_worker`], [`with_shared`]).
 
 use std::cell::{Cell, UnsafeCell};
-use std::panic::{self, Location};
+use std::panic;
 use std::sync::Arc;
 
 use super::shared::Shared;
 use super::worker::WorkerLocal;
 use crate::goroutine::task::{Handover, Header, Suspend, TaskRef};
-use crate::wait::BlockKind;
 use crate::wait::lock::RawLock;
+use crate::wait::{BlockKind, Site};
 
 thread_local! {
     /// The worker running on this thread, if it is one; set for the worker's whole life.
@@ -122,21 +122,20 @@ pub(crate) fn can_run_inline(shared: *const ()) -> bool {
 }
 
 /// Suspends the running goroutine until something calls [`super::unpark`] on it; it counts as
-/// blocked on `kind` meanwhile, and the goroutine dump shows it waiting at the caller's line
-/// (`#[track_caller]`: every function between the user's call and this one carries it). May return spuriously: callers re-check their condition. Must
-/// be called inside a goroutine.
+/// blocked on `kind` meanwhile, and the goroutine dump shows it waiting at `site` (the user's
+/// line, which the public blocking call took with `#[track_caller]` and handed down). May
+/// return spuriously: callers re-check their condition. Must be called inside a goroutine.
 ///
 /// Does not unwind a cancelled goroutine: the caller looks at the goroutine's
 /// [`Header::is_cancelled`] (before it parks and after each return), ends its wait if nobody
 /// granted it anything yet, and only then unwinds with [`unwind_cancelled`]. A wait that was
 /// granted (a lock handed over, a permit, a value) completes normally, and the goroutine
 /// unwinds at its next suspension point instead: cancellation is sticky.
-#[track_caller]
-pub(crate) fn park_current(kind: BlockKind) {
+pub(crate) fn park_current(kind: BlockKind, site: Site) {
     // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
     // holds for the whole resume.
     let header = unsafe { &*running_header() };
-    header.set_parked_as(kind, Location::caller());
+    header.set_parked_as(kind, site);
     // SAFETY: the header belongs to the goroutine running right here, whose TaskRef the worker
     // holds for the whole resume; it started, so its yielder is set, and we are on its home
     // thread: the running goroutine suspends itself through its own yielder.
@@ -161,19 +160,19 @@ pub(crate) fn unwind_cancelled() -> ! {
 /// Suspends the running goroutine like [`park_current`], with `lock` held: its worker puts
 /// its reference to the goroutine in `keeper`, then releases the lock once the goroutine is
 /// parked, so whoever takes the lock next and finds the goroutine waiting can wake it at once
-/// (with the reference from `keeper`). As with `park_current`, a cancelled goroutine does not
-/// unwind here: its worker does not park it (it comes back at once), and the caller withdraws
-/// its wait, then calls [`continue_cancellation`].
+/// (with the reference from `keeper`). It waits at `site` as with `park_current`, and as
+/// there a cancelled goroutine does not unwind here: its worker does not park it (it comes
+/// back at once), and the caller withdraws its wait, then calls [`continue_cancellation`].
 /// Must be called inside a goroutine that may suspend, with `lock` locked and `keeper` empty.
-#[track_caller]
 pub(crate) fn park_current_unlocking(
     lock: &RawLock,
     keeper: &UnsafeCell<Option<TaskRef>>,
     kind: BlockKind,
+    site: Site,
 ) {
     // SAFETY: as in `park_current`.
     let header = unsafe { &*running_header() };
-    header.set_parked_as(kind, Location::caller());
+    header.set_parked_as(kind, site);
     let handover = Handover { lock, keeper };
     // SAFETY: as in `park_current`: the running goroutine suspends itself through its own
     // yielder. The lock and the keeper outlive the suspension: the caller borrows them for

@@ -2,6 +2,7 @@
 //! thread), running it inline if it has not started, and taking its result.
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::thread;
 
@@ -10,18 +11,18 @@ use super::wait::WaitHere;
 use crate::goroutine::home::Owner;
 use crate::goroutine::join::JoinState;
 use crate::goroutine::task::Joinable;
-use crate::wait::BlockKind;
 use crate::wait::waiter::Waiter;
+use crate::wait::{BlockKind, Site};
 
 /// Blocks the current goroutine (or thread) until `state` is complete; a parked goroutine
-/// counts as blocked in `kind`.
-fn wait_complete(state: &JoinState, kind: BlockKind) {
+/// counts as blocked in `kind`, at `site`.
+fn wait_complete(state: &JoinState, kind: BlockKind, site: Site) {
     if state.is_complete() {
         return;
     }
     let waiter = Waiter::for_current(kind);
     if state.announce(&waiter) {
-        waiter.wait();
+        waiter.wait(site);
         debug_assert!(state.is_complete());
     }
 }
@@ -62,7 +63,14 @@ impl<T> JoinHandle<T> {
     /// A goroutine that was still blocked when
     /// [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout) ran out of time is
     /// unwound, and its `join` returns `Err` with a [`Cancelled`](crate::Cancelled) payload.
+    #[track_caller]
     pub fn join(self) -> thread::Result<T> {
+        self.join_at(Location::caller())
+    }
+
+    /// [`join`](Self::join), waiting at `site`: for the crate's own joins on behalf of a
+    /// caller (`block_on` inside a goroutine, a name lookup).
+    pub(crate) fn join_at(self, site: Site) -> thread::Result<T> {
         self.run_inline_if_unstarted();
         // A blocking job's handle waits for the pool, a goroutine's for the goroutine.
         let kind = if self.task.goroutine().is_none() {
@@ -70,7 +78,7 @@ impl<T> JoinHandle<T> {
         } else {
             BlockKind::Join
         };
-        wait_complete(self.task.completion_state(), kind);
+        wait_complete(self.task.completion_state(), kind, site);
         // SAFETY: `wait` returned, so completion was observed with Acquire; `self` is consumed,
         // so the result is taken once.
         unsafe { self.task.take_result() }

@@ -27,6 +27,7 @@ use crate::goroutine::task::{Origin, Runnable, Task, TaskRef};
 use crate::sched::blocking::Pool;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::spawn_error::SpawnError;
+use crate::wait::Site;
 
 /// How far a runtime is in its life. Phases only move forward, in this order, so they compare:
 /// `phase >= Phase::Cancelling` means "cancelling or stopping".
@@ -241,7 +242,7 @@ impl Shared {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.admit(wait)?;
+        self.admit(wait, origin.site)?;
         current::with_worker(|worker| {
             let worker = worker.filter(|w| w.belongs_to(self));
             self.admitted_spawn(worker, f, origin)
@@ -320,28 +321,34 @@ impl Shared {
         std::ptr::from_ref(self) as usize
     }
 
-    /// Admits one more goroutine, or says why not (see `try_spawn`). Inline: without
-    /// `max_goroutines` this is a load and two compares on every spawn.
+    /// Admits one more goroutine, or says why not (see `try_spawn`); a wait for room waits at
+    /// `site`, the spawn's line. Inline: without `max_goroutines` this is a load and two
+    /// compares on every spawn.
     #[inline]
-    fn admit(&self, wait: bool) -> Result<(), SpawnError> {
+    fn admit(&self, wait: bool, site: Site) -> Result<(), SpawnError> {
         if self.phase() != Phase::Running {
             return Err(SpawnError::ShuttingDown);
         }
         match &self.admission {
             None => Ok(()),
-            Some(admission) => self.admit_through(admission, wait),
+            Some(admission) => self.admit_through(admission, wait, site),
         }
     }
 
     /// [`admit`](Self::admit) with `max_goroutines`: takes a permit from the gate, waiting for
     /// one if `wait`.
-    fn admit_through(&self, admission: &Admission, wait: bool) -> Result<(), SpawnError> {
+    fn admit_through(
+        &self,
+        admission: &Admission,
+        wait: bool,
+        site: Site,
+    ) -> Result<(), SpawnError> {
         // Given back in `goroutine_finished`, when this goroutine ends.
         if !admission.try_admit() {
             if !wait {
                 return Err(SpawnError::AtCapacity);
             }
-            admission.admit();
+            admission.admit(site);
         }
         if self.phase() != Phase::Running {
             // A shutdown began while we waited for room.

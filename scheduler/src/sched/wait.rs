@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use super::current;
 use super::timers::arm_timeout;
-use crate::wait::BlockKind;
 use crate::wait::waiter::{EndOnUnwind, Target, Waiter};
+use crate::wait::{BlockKind, Site};
 
 /// Waiting on a [`Waiter`] from wherever the caller runs.
 pub(crate) trait WaitHere {
@@ -25,7 +25,8 @@ pub(crate) trait WaitHere {
     fn for_current(kind: BlockKind) -> Arc<Waiter>;
 
     /// Blocks the current goroutine or thread (the one this waiter was made for) until
-    /// notified (returning the token) or until `deadline` (returning `None`).
+    /// notified (returning the token) or until `deadline` (returning `None`). A parked
+    /// goroutine shows in the goroutine dump as waiting at `site`.
     ///
     /// A deadline in the past still checks for a notification that already arrived; a
     /// goroutine whose wait times out that way, without parking, yields once all the same, so
@@ -39,11 +40,11 @@ pub(crate) trait WaitHere {
     /// notifiers skip it. If a notification ended the wait first, its grant (a lock handed
     /// over, a permit, a value) is the goroutine's: the wait returns the token normally, and
     /// the goroutine unwinds at its next wait instead. Nothing granted is lost.
-    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> Option<usize>;
+    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>, site: Site) -> Option<usize>;
 
     /// [`wait_until`](Self::wait_until) without a deadline: returns the token.
-    fn wait(self: &Arc<Self>) -> usize {
-        self.wait_until(None)
+    fn wait(self: &Arc<Self>, site: Site) -> usize {
+        self.wait_until(None, site)
             .expect("a wait without deadline cannot time out")
     }
 }
@@ -56,9 +57,9 @@ impl WaitHere for Waiter {
         }
     }
 
-    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> Option<usize> {
+    fn wait_until(self: &Arc<Self>, deadline: Option<Instant>, site: Site) -> Option<usize> {
         if self.is_goroutine() {
-            park_until(self, deadline);
+            park_until(self, deadline, site);
             self.token()
         } else {
             self.wait_thread_until(deadline)
@@ -67,7 +68,7 @@ impl WaitHere for Waiter {
 }
 
 /// [`WaitHere::wait_until`] for the running goroutine, the waiter's target.
-fn park_until(waiter: &Arc<Waiter>, deadline: Option<Instant>) {
+fn park_until(waiter: &Arc<Waiter>, deadline: Option<Instant>, site: Site) {
     // SAFETY: we run inside the goroutine the waiter was made for (`for_current`), whose
     // header lives as long as it runs.
     let header = unsafe { &*current::running_header() };
@@ -91,7 +92,7 @@ fn park_until(waiter: &Arc<Waiter>, deadline: Option<Instant>) {
             // Notified meanwhile: the grant is ours; unwind at the next wait.
             break;
         }
-        current::park_current(waiter.kind());
+        current::park_current(waiter.kind(), site);
     }
     std::mem::forget(guard);
     if passed {

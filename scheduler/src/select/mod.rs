@@ -19,14 +19,15 @@
 mod macros;
 
 use std::cell::Cell;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sched::wait::WaitHere;
-use crate::wait::BlockKind;
 use crate::wait::lock::RawLock;
 use crate::wait::waiter::Waiter;
+use crate::wait::{BlockKind, Site};
 
 /// How long [`select`] may wait when no arm is ready.
 #[doc(hidden)]
@@ -262,8 +263,8 @@ impl Drop for Registered<'_, '_> {
 }
 
 /// [`select`] with a single arm, without the bookkeeping: plain `send` and `recv`. A goroutine
-/// that waits counts as blocked on `kind`.
-pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode, kind: BlockKind) -> bool {
+/// that waits counts as blocked on `kind`, at `site`.
+pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode, kind: BlockKind, site: Site) -> bool {
     op.lock().lock();
     // SAFETY: the arm's lock is held from here to the matching `unlock` (the same for the
     // blocks below).
@@ -289,24 +290,29 @@ pub(crate) fn select_one(op: &mut dyn Selectable, mode: Mode, kind: BlockKind) -
     }
     let mut op = op;
     let registered = Registered::new(std::slice::from_mut(&mut op), &[0]);
-    let won = waiter.0.wait_until(deadline);
+    let won = waiter.0.wait_until(deadline, site);
     registered.finish(won);
     won == Some(0)
 }
 
 /// Completes exactly one of `ops` and returns its index, or returns `None` if `mode` allowed
 /// no (more) waiting. The completed operation holds its outcome.
+///
+/// `#[track_caller]`: called from the expansion of `select!`, it waits at the line of the
+/// macro's invocation.
 #[doc(hidden)]
+#[track_caller]
 pub fn select(ops: &mut [&mut dyn Selectable], mode: Mode) -> Option<usize> {
-    select_as(ops, mode, BlockKind::Select)
+    select_as(ops, mode, BlockKind::Select, Location::caller())
 }
 
-/// [`select`], for a wait that counts as blocked on `kind`: the crate's own selects of one
-/// operation and a context's `done` count as that operation.
+/// [`select`], for a wait that counts as blocked on `kind`, at `site`: the crate's own selects
+/// of one operation and a context's `done` count as that operation.
 pub(crate) fn select_as(
     ops: &mut [&mut dyn Selectable],
     mode: Mode,
     kind: BlockKind,
+    site: Site,
 ) -> Option<usize> {
     let plan = Plan::new(ops);
     plan.lock(ops);
@@ -332,7 +338,7 @@ pub(crate) fn select_as(
     }
     plan.unlock(ops);
     let registered = Registered::new(ops, &plan.locks);
-    let won = waiter.0.wait_until(deadline);
+    let won = waiter.0.wait_until(deadline, site);
     registered.finish(won);
     won
 }

@@ -1,13 +1,14 @@
 //! A condition variable for [`Mutex`](super::Mutex).
 
 use std::fmt;
+use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use super::mutex::{Mutex, MutexGuard};
 use crate::sched::wait::WaitHere;
-use crate::wait::BlockKind;
 use crate::wait::lock::Locked;
 use crate::wait::waiter::{Waiter, WaiterQueue};
+use crate::wait::{BlockKind, Site};
 
 /// Waits for a condition guarded by a [`Mutex`], Go's `sync.Cond`.
 ///
@@ -47,11 +48,13 @@ impl Condvar {
     }
 
     /// Unlocks `guard`'s mutex, waits for a notification, and locks it again.
+    #[track_caller]
     pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        self.wait_until_inner(guard, None).0
+        self.wait_until_inner(guard, None, Location::caller()).0
     }
 
     /// Waits until `condition` is false, re-checking it after every wakeup.
+    #[track_caller]
     pub fn wait_while<'a, T: ?Sized>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -64,28 +67,32 @@ impl Condvar {
     }
 
     /// As [`wait`](Self::wait), giving up after `timeout`. The flag is true if it timed out.
+    #[track_caller]
     pub fn wait_timeout<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> (MutexGuard<'a, T>, bool) {
-        self.wait_until_inner(guard, Instant::now().checked_add(timeout))
+        let deadline = Instant::now().checked_add(timeout);
+        self.wait_until_inner(guard, deadline, Location::caller())
     }
 
+    /// The wait, and the locking after it, both at `site`.
     fn wait_until_inner<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
+        site: Site,
     ) -> (MutexGuard<'a, T>, bool) {
         let mutex: &'a Mutex<T> = MutexGuard::mutex(&guard);
         let waiter = Waiter::for_current(BlockKind::Condvar);
         self.waiters.lock().push(&waiter, 0);
         drop(guard);
-        let notified = waiter.wait_until(deadline).is_some();
+        let notified = waiter.wait_until(deadline, site).is_some();
         if !notified {
             self.waiters.lock().withdraw(&waiter);
         }
-        (mutex.lock(), !notified)
+        (mutex.lock_at(site), !notified)
     }
 
     /// Wakes one waiter, if any.

@@ -5,14 +5,15 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sched::wait::WaitHere;
-use crate::wait::BlockKind;
 use crate::wait::lock::Locked;
 use crate::wait::waiter::Waiter;
+use crate::wait::{BlockKind, Site};
 
 /// The lock is held.
 const LOCKED: u8 = 1;
@@ -120,13 +121,20 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks, parking the goroutine (or blocking the thread) while another holds the lock.
     ///
     /// Not reentrant: locking a mutex the caller already holds deadlocks.
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.lock_at(Location::caller())
+    }
+
+    /// [`lock`](Self::lock), waiting at `site` if it has to wait.
+    #[inline]
+    pub(crate) fn lock_at(&self, site: Site) -> MutexGuard<'_, T> {
         if self
             .state
             .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            self.lock_slow();
+            self.lock_slow(site);
         }
         self.guard()
     }
@@ -161,7 +169,7 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     #[cold]
-    fn lock_slow(&self) {
+    fn lock_slow(&self, site: Site) {
         let started = Instant::now();
         let mut requeue = false;
         loop {
@@ -204,7 +212,7 @@ impl<T: ?Sized> Mutex<T> {
                     queue.push_back((waiter.clone(), started));
                 }
             }
-            if waiter.wait() == HANDOFF {
+            if waiter.wait(site) == HANDOFF {
                 // Starvation mode: the unlocker left LOCKED set for us. The notification's
                 // Release/Acquire orders its critical section before ours.
                 return;

@@ -3,13 +3,14 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::sched::wait::WaitHere;
-use crate::wait::BlockKind;
 use crate::wait::lock::Locked;
 use crate::wait::waiter::Waiter;
+use crate::wait::{BlockKind, Site};
 
 const EMPTY: u8 = 0;
 const RUNNING: u8 = 1;
@@ -90,6 +91,7 @@ impl<T> OnceLock<T> {
     /// # Errors
     ///
     /// `Err(value)` if the cell already had (or was getting) a value.
+    #[track_caller]
     pub fn set(&self, value: T) -> Result<(), T> {
         let mut value = Some(value);
         self.get_or_init(|| value.take().expect("runs at most once"));
@@ -101,6 +103,7 @@ impl<T> OnceLock<T> {
 
     /// The value, initialised by `init` if the cell is empty. Parks while another caller's
     /// `init` runs.
+    #[track_caller]
     pub fn get_or_init(&self, init: impl FnOnce() -> T) -> &T {
         if let Some(value) = self.get() {
             return value;
@@ -116,7 +119,7 @@ impl<T> OnceLock<T> {
                     return self.initialise(init);
                 }
                 Err(READY) => return self.get().expect("READY"),
-                Err(_) => self.wait_while_running(),
+                Err(_) => self.wait_while_running(Location::caller()),
             }
         }
     }
@@ -141,7 +144,8 @@ impl<T> OnceLock<T> {
         self.get().expect("just initialised")
     }
 
-    fn wait_while_running(&self) {
+    /// Waits at `site` until the running initialiser is done (or gave up).
+    fn wait_while_running(&self, site: Site) {
         let waiter = Waiter::for_current(BlockKind::Once);
         {
             let mut waiters = self.waiters.lock();
@@ -151,7 +155,7 @@ impl<T> OnceLock<T> {
             }
             waiters.push(waiter.clone());
         }
-        waiter.wait();
+        waiter.wait(site);
     }
 
     fn wake_all(&self) {

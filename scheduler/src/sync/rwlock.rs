@@ -5,13 +5,14 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::sched::wait::WaitHere;
-use crate::wait::BlockKind;
 use crate::wait::lock::Locked;
 use crate::wait::waiter::Waiter;
+use crate::wait::{BlockKind, Site};
 
 /// `state`: a writer holds the lock.
 const WRITER: usize = 1;
@@ -94,9 +95,10 @@ impl<T> RwLock<T> {
 
 impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, waiting while a writer holds or waits for the lock.
+    #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         if !self.try_fast(false) {
-            self.lock_slow(false);
+            self.lock_slow(false, Location::caller());
         }
         RwLockReadGuard {
             lock: self,
@@ -105,9 +107,10 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Locks for writing, waiting while anyone else holds the lock.
+    #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         if !self.try_fast(true) {
-            self.lock_slow(true);
+            self.lock_slow(true, Location::caller());
         }
         RwLockWriteGuard {
             lock: self,
@@ -173,7 +176,7 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     #[cold]
-    fn lock_slow(&self, write: bool) {
+    fn lock_slow(&self, write: bool, site: Site) {
         let waiter = Waiter::for_current(BlockKind::RwLock);
         {
             let mut queue = self.queue.lock();
@@ -199,7 +202,7 @@ impl<T: ?Sized> RwLock<T> {
             queue.push_back((waiter.clone(), write));
         }
         // Woken only by a hand-over: the lock is ours (Release/Acquire through the waiter).
-        waiter.wait();
+        waiter.wait(site);
     }
 
     fn read_unlock(&self) {

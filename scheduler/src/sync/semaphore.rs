@@ -1,6 +1,7 @@
 //! A counting semaphore: bound how many goroutines do something at once.
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -8,9 +9,9 @@ use std::time::{Duration, Instant};
 use crate::chan::RecvOp;
 use crate::context::{Context, ContextError};
 use crate::select::{Mode, SelectWaiter, Selectable, sealed, select_as, select_one};
-use crate::wait::BlockKind;
 use crate::wait::lock::{Locked, RawLock};
 use crate::wait::waiter::{Waiter, WaiterQueue};
+use crate::wait::{BlockKind, Site};
 
 /// `state`: the wait queue may be non-empty, so releases must look at it.
 const WAITERS: usize = 1;
@@ -74,6 +75,7 @@ impl Semaphore {
     /// # Panics
     ///
     /// If `permits` exceeds `usize::MAX / 2`.
+    #[track_caller]
     pub fn new(permits: usize) -> Semaphore {
         assert!(
             permits <= usize::MAX / ONE,
@@ -105,32 +107,41 @@ impl Semaphore {
             }
         }
         if state & WAITERS != 0 {
-            // Maybe a stale flag over an empty queue: ask under the lock.
-            return self.acquire_mode(Mode::NonBlock);
+            // Maybe a stale flag over an empty queue: ask under the lock. It never waits, so
+            // its site is never shown: this line will do.
+            return self.acquire_mode(Mode::NonBlock, Location::caller());
         }
         None
     }
 
     /// Takes a permit, parking the goroutine (or blocking the thread) until one is free.
+    #[track_caller]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         match self.try_acquire() {
             Some(permit) => permit,
             None => self
-                .acquire_mode(Mode::Block)
+                .acquire_mode(Mode::Block, Location::caller())
                 .expect("an unbounded wait ends with a permit"),
         }
     }
 
     /// Takes a permit, waiting at most `timeout`.
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
-        self.try_acquire()
-            .or_else(|| self.acquire_mode(Mode::after(timeout)))
+        // Not `or_else`: a closure would lose the caller's line.
+        match self.try_acquire() {
+            Some(permit) => Some(permit),
+            None => self.acquire_mode(Mode::after(timeout), Location::caller()),
+        }
     }
 
     /// Takes a permit, waiting until `deadline` at the latest.
+    #[track_caller]
     pub fn acquire_deadline(&self, deadline: Instant) -> Option<SemaphorePermit<'_>> {
-        self.try_acquire()
-            .or_else(|| self.acquire_mode(Mode::Until(deadline)))
+        match self.try_acquire() {
+            Some(permit) => Some(permit),
+            None => self.acquire_mode(Mode::Until(deadline), Location::caller()),
+        }
     }
 
     /// Takes a permit unless `ctx` ends first.
@@ -138,6 +149,7 @@ impl Semaphore {
     /// # Errors
     ///
     /// The context's error if it ended first (or had ended already).
+    #[track_caller]
     pub fn acquire_ctx(&self, ctx: &Context) -> Result<SemaphorePermit<'_>, ContextError> {
         if let Some(err) = ctx.err() {
             return Err(err);
@@ -152,15 +164,17 @@ impl Semaphore {
             &mut [&mut acquire, &mut cancelled],
             Mode::Block,
             BlockKind::Semaphore,
+            Location::caller(),
         ) {
             Some(0) => Ok(SemaphorePermit { sem: self }),
             _ => Err(ctx.err_or_canceled()),
         }
     }
 
-    fn acquire_mode(&self, mode: Mode) -> Option<SemaphorePermit<'_>> {
+    /// A permit, waiting at `site` as `mode` allows.
+    fn acquire_mode(&self, mode: Mode, site: Site) -> Option<SemaphorePermit<'_>> {
         // `then`, not `then_some`: a permit built and dropped on failure would be released.
-        select_one(&mut AcquireOp::new(self), mode, BlockKind::Semaphore)
+        select_one(&mut AcquireOp::new(self), mode, BlockKind::Semaphore, site)
             .then(|| SemaphorePermit { sem: self })
     }
 

@@ -1,6 +1,7 @@
 //! Go's `sync.WaitGroup`: wait for a collection of goroutines to finish.
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -79,6 +80,7 @@ impl WaitGroup {
     /// # Panics
     ///
     /// If the counter would overflow `usize`.
+    #[track_caller]
     pub fn add(&self, n: usize) {
         let prev = self.inner.count.fetch_add(n, Ordering::Relaxed);
         if prev.checked_add(n).is_none() {
@@ -93,6 +95,7 @@ impl WaitGroup {
     ///
     /// `scheduler: negative WaitGroup counter` if the counter is zero (more `done`s than
     /// `add`s); the counter stays at zero.
+    #[track_caller]
     pub fn done(&self) {
         if !self.try_done() {
             panic!("{NEGATIVE}");
@@ -134,9 +137,12 @@ impl WaitGroup {
     }
 
     /// Blocks until the counter is zero. Returns at once if it is zero already.
+    #[track_caller]
     pub fn wait(&self) {
         if self.count() != 0 {
-            crate::select::select_one(&mut WaitOp::new(self), Mode::Block, BlockKind::WaitGroup);
+            let mut wait = WaitOp::new(self);
+            let (mode, kind) = (Mode::Block, BlockKind::WaitGroup);
+            crate::select::select_one(&mut wait, mode, kind, Location::caller());
         }
     }
 
@@ -157,6 +163,7 @@ impl WaitGroup {
     /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
     /// assert_eq!(wg.wait_ctx(&ctx), Err(ContextError::DeadlineExceeded));
     /// ```
+    #[track_caller]
     pub fn wait_ctx(&self, ctx: &Context) -> Result<(), ContextError> {
         if let Some(err) = ctx.err() {
             return Err(err);
@@ -168,6 +175,7 @@ impl WaitGroup {
             &mut [&mut wait, &mut cancelled],
             Mode::Block,
             BlockKind::WaitGroup,
+            Location::caller(),
         ) {
             Some(0) => Ok(()),
             _ => Err(ctx.err_or_canceled()),

@@ -45,6 +45,7 @@ pub fn after(duration: Duration) -> Receiver<Instant> {
 /// # Panics
 ///
 /// If `period` is zero.
+#[track_caller]
 pub fn tick(period: Duration) -> Receiver<Instant> {
     assert!(!period.is_zero(), "scheduler: tick period must be non-zero");
     let (tx, rx) = chan::never_closing(1);

@@ -1,5 +1,6 @@
 //! Putting the caller to sleep.
 
+use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::chan::RecvOp;
@@ -7,8 +8,8 @@ use crate::context::{Context, ContextError};
 use crate::sched::current;
 use crate::sched::wait::WaitHere;
 use crate::select::{Mode, select_one};
-use crate::wait::BlockKind;
 use crate::wait::waiter::Waiter;
+use crate::wait::{BlockKind, Site};
 
 /// Sleeps for `duration`, Go's `time.Sleep`.
 ///
@@ -31,22 +32,31 @@ use crate::wait::waiter::Waiter;
 /// });
 /// assert!(slept >= Duration::from_millis(5));
 /// ```
+#[track_caller]
 pub fn sleep(duration: Duration) {
+    let site = Location::caller();
     match Instant::now().checked_add(duration) {
-        Some(deadline) => sleep_until(deadline),
+        Some(deadline) => sleep_until_at(deadline, site),
         // Beyond what Instant can represent: forever, for practical purposes.
         None => loop {
-            sleep(Duration::from_secs(60 * 60 * 24 * 365));
+            let year = Duration::from_secs(60 * 60 * 24 * 365);
+            sleep_until_at(Instant::now() + year, site);
         },
     }
 }
 
 /// Sleeps until `deadline`; returns at once if it has passed.
+#[track_caller]
 pub fn sleep_until(deadline: Instant) {
+    sleep_until_at(deadline, Location::caller());
+}
+
+/// [`sleep_until`], called at `site`.
+fn sleep_until_at(deadline: Instant, site: Site) {
     if current::can_suspend() {
         let waiter = Waiter::for_current(BlockKind::Timer);
         // Nobody else knows this waiter, so only the deadline ends the wait.
-        waiter.wait_until(Some(deadline));
+        waiter.wait_until(Some(deadline), site);
     } else {
         let now = Instant::now();
         if deadline > now {
@@ -75,13 +85,15 @@ pub fn sleep_until(deadline: Instant) {
 ///     assert_eq!(err, Err(ContextError::Canceled));
 /// });
 /// ```
+#[track_caller]
 pub fn sleep_ctx(duration: Duration, ctx: &Context) -> Result<(), ContextError> {
     if let Some(err) = ctx.err() {
         return Err(err);
     }
     let done = ctx.done();
     let mut cancelled = RecvOp::new(&done);
-    if select_one(&mut cancelled, Mode::after(duration), BlockKind::Timer) {
+    let mode = Mode::after(duration);
+    if select_one(&mut cancelled, mode, BlockKind::Timer, Location::caller()) {
         Err(ctx.err_or_canceled())
     } else {
         Ok(())

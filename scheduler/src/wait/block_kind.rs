@@ -1,4 +1,12 @@
-//! What a parked goroutine waits for.
+//! What a parked goroutine waits for, and where.
+
+use std::panic::Location;
+
+/// Where a wait was called: the user's line, as `#[track_caller]` gives it to the public
+/// blocking call, which hands it down to the park explicitly (closures, stored iterators and
+/// spawn origins would break an implicit chain). Stored only when the goroutine parks, for the
+/// goroutine dump.
+pub(crate) type Site = &'static Location<'static>;
 
 /// What a parked goroutine waits for, as counted in the scheduler's per-worker statistics,
 /// summed by family in the metrics, and named in the goroutine dump. Given by the blocking

@@ -8,7 +8,8 @@
 //! * [`lock`]: the raw lock that every primitive's state sits behind, which `select` takes in
 //!   address order for all its arms at once;
 //! * [`timers`]: the heap of timers a worker fires, and the process-wide timer thread;
-//! * [`block_kind`]: what a parked goroutine waits for, for the metrics;
+//! * [`block_kind`]: what a parked goroutine waits for, for the metrics, and the [`Site`]
+//!   (the user's line) it waits at, for the goroutine dump;
 //! * [`cancelled`]: the payload a cancelled goroutine unwinds with;
 //! * [`census`]: which threads of the process could still wake a goroutine, for deadlock
 //!   detection.
@@ -24,5 +25,5 @@ pub(crate) mod lock;
 pub(crate) mod timers;
 pub(crate) mod waiter;
 
-pub(crate) use block_kind::BlockKind;
+pub(crate) use block_kind::{BlockKind, Site};
 pub use cancelled::Cancelled;
