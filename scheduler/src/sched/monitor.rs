@@ -100,9 +100,11 @@ pub(crate) struct Activity {
     clock: AtomicI32,
     /// The worker thread's kernel thread id, or 0 until the worker publishes it.
     tid: AtomicI32,
-    /// The id of the goroutine the worker runs right now, 0 between goroutines. Written only
-    /// by the owning worker, at the start and the end of each resume; read by the goroutine
-    /// dump and by the monitor's stall warnings.
+    /// The id of the goroutine the worker runs or ran last, 0 while it sleeps. Written only by
+    /// the owning worker, at the start of each resume and when it parks (not at the end of a
+    /// resume: the next one follows at once, unless the worker parks); read by the goroutine
+    /// dump, which takes it as running only while the goroutine is not parked, and by the
+    /// monitor's stall warnings, which look only at a resume under way.
     goroutine: AtomicU64,
 }
 
@@ -122,6 +124,7 @@ impl Activity {
     pub(crate) fn parking(&self, epoch: u64) {
         // Relaxed: as in `resuming`.
         self.epoch.store(epoch & !RUNNING, Ordering::Relaxed);
+        self.set_goroutine(0);
     }
 
     /// The worker runs goroutine `id` from now on (0: none). Only the owning worker calls this.

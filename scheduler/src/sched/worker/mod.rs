@@ -379,9 +379,11 @@ impl WorkerLocal {
         let entry = unsafe { self.started.entry(slot) };
         // SAFETY: as above.
         let stack_limit = unsafe { (*entry).stack_limit };
+        // One (virtual) call for the header's id, used twice below.
+        let id = task.header().id;
         // For the stack overflow handler and `current::can_run_inline`: plain stores to a
         // thread-local, cleared below.
-        overflow::set_running(stack_limit, task.header().id);
+        overflow::set_running(stack_limit, id);
         self.stats.set_running(true);
         // A new epoch for the monitor, unless this goroutine inherits the slice of the one
         // that woke it (`runnext`): a Relaxed store to this worker's own cache line. It also
@@ -393,7 +395,7 @@ impl WorkerLocal {
             self.epoch.set(epoch);
             self.activity.resuming(epoch);
         }
-        self.activity.set_goroutine(task.header().id);
+        self.activity.set_goroutine(id);
         if self.tracing() {
             self.trace_run_start(&task);
         }
@@ -403,7 +405,6 @@ impl WorkerLocal {
             unsafe { (*entry).coro.resume(()) }
         }));
         self.stats.set_running(false);
-        self.activity.set_goroutine(0);
         overflow::clear_running();
         let task = self
             .current
