@@ -240,7 +240,7 @@ impl GoroutineDump {
             .enumerate()
             .filter_map(|(index, remote)| Some((index, remote.activity.goroutine()?)))
             .collect();
-        let mut goroutines = Vec::with_capacity(shared.registry.len());
+        let mut goroutines = Vec::new();
         shared.registry.for_each(|header| {
             let parked = header.state.is_parked();
             let state = if parked {

@@ -4,7 +4,7 @@
 use std::cell::UnsafeCell;
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 
 use corosensei::{Coroutine, Yielder};
@@ -99,11 +99,11 @@ pub(crate) struct Header {
     pub(crate) id: u64,
     /// Where it was spawned, and its name. Immutable.
     pub(crate) origin: Origin,
-    /// The shard of the runtime's registry of live goroutines that lists it (`sched::registry`).
-    /// Immutable.
-    pub(crate) registry_shard: u32,
+    /// The shard of the runtime's registry of live goroutines that lists it
+    /// (`sched::registry`): its spawner's. Immutable.
+    pub(crate) registry_shard: usize,
     /// Its index in that shard. Read and written only under the shard's lock.
-    pub(crate) registry_index: AtomicU32,
+    pub(crate) registry_index: AtomicUsize,
     /// The coroutine's yielder. Written by the goroutine when it starts and read by it when it
     /// suspends: only on the home thread.
     yielder: UnsafeCell<*const GoYielder>,
@@ -133,7 +133,7 @@ unsafe impl Send for Header {}
 unsafe impl Sync for Header {}
 
 impl Header {
-    pub(crate) fn new(shared: *const (), id: u64, origin: Origin, registry_shard: u32) -> Header {
+    pub(crate) fn new(shared: *const (), id: u64, origin: Origin, registry_shard: usize) -> Header {
         Header {
             state: TaskState::new(),
             cancelled: AtomicBool::new(false),
@@ -142,7 +142,7 @@ impl Header {
             id,
             origin,
             registry_shard,
-            registry_index: AtomicU32::new(0),
+            registry_index: AtomicUsize::new(0),
             yielder: UnsafeCell::new(std::ptr::null()),
             slot: UnsafeCell::new(0),
             parked_as: AtomicU8::new(BlockKind::Other as u8),
@@ -266,7 +266,7 @@ where
         shared: *const (),
         id: u64,
         origin: Origin,
-        registry_shard: u32,
+        registry_shard: usize,
         f: F,
     ) -> Arc<Task<F, T>> {
         Arc::new(Task {

@@ -109,7 +109,7 @@ impl<T> JoinHandle<T> {
             if header.home.claim(Owner::Inline) {
                 worker.count_inline(true);
                 // The inline goroutine may park: we stay on this thread, with this worker.
-                self.task.run_inline(&|| worker.count_finished(header));
+                self.task.run_inline(&|| worker.count_finished_now(header));
                 worker.count_inline(false);
                 worker.drop_stale_newest();
             } else {

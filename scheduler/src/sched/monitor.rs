@@ -471,7 +471,7 @@ mod tests {
             let worker = worker.expect("called inside a goroutine");
             worker.reserve_stack().expect("a stack for the goroutine");
             let id = worker.count_spawned();
-            let shard = worker.index() as u32;
+            let shard = worker.index();
             let task = Task::new(
                 Arc::as_ptr(worker.shared()).cast(),
                 id,

@@ -283,7 +283,7 @@ impl Shared {
             }
         };
         let shard = match worker {
-            Some(worker) => worker.index() as u32,
+            Some(worker) => worker.index(),
             None => self.registry.outside_shard(),
         };
         let task = Task::new(Arc::as_ptr(self).cast(), id, origin, shard, f);

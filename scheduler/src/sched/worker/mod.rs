@@ -24,6 +24,7 @@ use crossbeam_deque::{Injector, Stealer, Worker};
 use super::current;
 use super::io::poller::Poller;
 use super::monitor::{self, Activity};
+use super::registry;
 use super::shared::{Phase, Shared};
 use super::stats::WorkerStats;
 use super::wake::unpark;
@@ -53,6 +54,9 @@ pub(crate) struct WorkerLocal {
     /// Every started, unfinished goroutine of this worker, with its coroutine.
     started: Registry,
     stacks: RefCell<StackPool>,
+    /// Spawns since this worker last removed the goroutines handed back to its shard of the
+    /// registry (`sched::registry`).
+    spawns_since_drain: Cell<usize>,
     /// Timers set by this worker's goroutines; fired by this worker between goroutines.
     timers: RefCell<TimerHeap>,
     searching: Cell<bool>,
@@ -90,6 +94,7 @@ impl WorkerLocal {
             current: RefCell::new(None),
             started: Registry::default(),
             stacks: RefCell::new(stacks),
+            spawns_since_drain: Cell::new(0),
             timers: RefCell::new(TimerHeap::default()),
             searching: Cell::new(false),
             cancel_seen: Cell::new(false),
@@ -164,10 +169,25 @@ impl WorkerLocal {
         self.current.borrow().clone()
     }
 
-    /// Counts a goroutine that finished on this worker (or was dropped unstarted), takes
-    /// back its stack reservation, and removes it from the registry of live goroutines.
+    /// Counts a goroutine that finishes on this worker, takes back its stack reservation, and
+    /// removes it from the registry of live goroutines if this worker's shard lists it (the
+    /// others are handed back to their shard after `resume`: see `sched::registry`).
     pub(crate) fn count_finished(&self, header: &Header) {
+        if header.registry_shard == self.index {
+            self.shared.registry.remove(header);
+        }
+        self.count_out();
+    }
+
+    /// [`count_finished`](Self::count_finished) for the finishes that do not come back through
+    /// `resume` (a goroutine dropped unstarted, or run inline by a join): rare, so it removes
+    /// the goroutine from any shard at once.
+    pub(crate) fn count_finished_now(&self, header: &Header) {
         self.shared.registry.remove(header);
+        self.count_out();
+    }
+
+    fn count_out(&self) {
         self.shared.remotes[self.index].counts.finished_one();
         self.shared.goroutine_finished();
         self.budgets.release_stack(&self.shared.stacks);
@@ -179,8 +199,17 @@ impl WorkerLocal {
         self.budgets.reserve_stack(&self.shared.stacks)
     }
 
-    /// Counts a goroutine spawned on this worker and returns its id.
+    /// Counts a goroutine spawned on this worker and returns its id. Every
+    /// [`registry::BATCH`] spawns, removes the goroutines of this worker's shard of the
+    /// registry that finished elsewhere.
     pub(crate) fn count_spawned(&self) -> u64 {
+        let since = self.spawns_since_drain.get() + 1;
+        if since >= registry::BATCH {
+            self.shared.registry.drain(self.index);
+            self.spawns_since_drain.set(0);
+        } else {
+            self.spawns_since_drain.set(since);
+        }
         self.shared.remotes[self.index].counts.spawned_one();
         self.budgets.next_id(|n| self.shared.take_ids(n))
     }
@@ -244,8 +273,10 @@ impl WorkerLocal {
                 self.run_task(task);
                 continue;
             }
-            // Out of local work: readiness first (it makes goroutines of this worker
+            // Out of local work: the goroutines of this worker's shard of the registry that
+            // finished elsewhere leave it; then readiness (it makes goroutines of this worker
             // runnable, which only it can run), then other workers' goroutines.
+            self.shared.registry.drain(self.index);
             if self.poll_io_now() {
                 continue;
             }
@@ -263,6 +294,7 @@ impl WorkerLocal {
             }
         }
         debug_assert!(self.started.is_empty());
+        self.shared.registry.drain(self.index);
         self.busy_ns.set(
             self.stats
                 .asleep(self.awake_since.get(), self.busy_ns.get(), false),
@@ -337,7 +369,7 @@ impl WorkerLocal {
         }
         if self.shared.phase() >= Phase::Cancelling {
             header.state.finish();
-            task.cancel(&|| self.count_finished(header));
+            task.cancel(&|| self.count_finished_now(header));
             return None;
         }
         let stack = match self.stacks.borrow_mut().take() {
@@ -426,6 +458,9 @@ impl WorkerLocal {
                 // `Completion::run`) before returning.
                 let finished = self.unregister(slot);
                 self.stacks.borrow_mut().give(finished.coro.into_stack());
+                if header.registry_shard != self.index {
+                    self.shared.registry.finished_elsewhere(task);
+                }
             }
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                 // Still ACTIVE: a yield changes no state.

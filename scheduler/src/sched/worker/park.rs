@@ -50,6 +50,9 @@ impl WorkerLocal {
             return true;
         }
         if !work_left {
+            // Before a sleep: the goroutines of this worker's shard of the registry that
+            // finished elsewhere leave it (`sched::registry`).
+            shared.registry.drain(self.index);
             if self.tracing() {
                 self.trace(RawKind::Sleep);
             }
