@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::shared::{Phase, Shared};
-use super::stall::{self, StallCounts, StallKind, StallWatch};
+use super::stall::{StallCounts, StallWatch};
 
 /// The default time slice: how long a goroutine runs before the monitor asks it to yield
 /// (Go's `forcePreemptNS`).
@@ -395,18 +395,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 blocked += 1;
             }
             // Held long enough to be a stall, if goroutines wait behind it: say so, once.
-            let lasted = now.duration_since(seen.since);
-            if !seen.stalled && lasted >= stalls.threshold() {
-                let waiting = stall::waiting_behind(remote);
-                if waiting > 0 {
-                    seen.stalled = true;
-                    let kind = if is_blocked {
-                        StallKind::Blocked
-                    } else {
-                        StallKind::Busy
-                    };
-                    stalls.incident(&shared, index, kind, lasted, waiting);
-                }
+            if !seen.stalled {
+                let lasted = now.duration_since(seen.since);
+                seen.stalled = stalls.check(&shared, index, lasted, is_blocked);
             }
             // Its goroutines waiting for I/O would wait for its next look at its poller,
             // which comes with its picks, maybe a slice apart: look for it, as Go's sysmon

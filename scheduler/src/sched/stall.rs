@@ -95,14 +95,35 @@ impl StallWatch {
         }
     }
 
-    /// How long a resume must last, with goroutines waiting behind it, to be an incident.
-    pub(crate) fn threshold(&self) -> Duration {
-        self.threshold
+    /// Looks at a resume of worker `worker` that has `lasted` so long (its thread asleep in
+    /// the kernel if `blocked`): true if it is an incident, which is then counted and reported
+    /// (the caller reports each resume once).
+    pub(crate) fn check(
+        &mut self,
+        shared: &Shared,
+        worker: usize,
+        lasted: Duration,
+        blocked: bool,
+    ) -> bool {
+        if lasted < self.threshold {
+            return false;
+        }
+        let waiting = waiting_behind(&shared.remotes[worker]);
+        if waiting == 0 {
+            return false;
+        }
+        let kind = if blocked {
+            StallKind::Blocked
+        } else {
+            StallKind::Busy
+        };
+        self.incident(shared, worker, kind, lasted, waiting);
+        true
     }
 
     /// Counts an incident on worker `worker`, and prints it unless a line was printed less
     /// than [`WARNING_INTERVAL`] ago.
-    pub(crate) fn incident(
+    fn incident(
         &mut self,
         shared: &Shared,
         worker: usize,
@@ -152,7 +173,7 @@ impl StallWatch {
 
 /// Goroutines waiting for worker `remote` while it is held: not started in its deque, woken
 /// in its inbox, ready in its own queues (started goroutines can run nowhere else).
-pub(crate) fn waiting_behind(remote: &Remote) -> usize {
+fn waiting_behind(remote: &Remote) -> usize {
     let stats = remote.stats.read();
     let blocked: usize = stats.blocked.iter().sum();
     let ready = stats

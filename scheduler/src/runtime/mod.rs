@@ -9,11 +9,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 
+mod observe;
+mod shutdown_error;
+
+use shutdown_error::DROP_WARNING_AFTER;
+pub use shutdown_error::ShutdownError;
+
 use crate::builder::{BuildError, Builder};
 use crate::dump::GoroutineDump;
 use crate::goroutine::overflow::{self, AltStack};
 use crate::goroutine::task::{Origin, TaskRef};
-use crate::metrics::{self, Metrics};
 use crate::sched::blocking;
 use crate::sched::config::Config;
 use crate::sched::current;
@@ -25,7 +30,6 @@ use crate::sched::shared::{Phase, Shared};
 use crate::sched::spawn_error::{SpawnError, spawned_or_panic};
 use crate::sched::worker;
 use crate::sigquit;
-use crate::trace::Trace;
 use crate::wait::census;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
@@ -313,137 +317,6 @@ impl Runtime {
         self.shared.live()
     }
 
-    /// A snapshot of the runtime: goroutines runnable, running and blocked (by what they wait
-    /// for), queue lengths, and each worker's steals, sleeps and busy time. See [`Metrics`]
-    /// for what each number means and how they add up.
-    ///
-    /// Cheap enough to call often (a few loads per worker), from any thread, while the
-    /// runtime runs: a server can look at [`runnable`](Metrics::runnable) before it admits
-    /// more work.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use scheduler::{Runtime, WaitGroup};
-    ///
-    /// let rt = Runtime::builder().procs(2).build().unwrap();
-    /// let gate = WaitGroup::new();
-    /// gate.add(1);
-    /// for _ in 0..3 {
-    ///     let gate = gate.clone();
-    ///     rt.spawn(move || gate.wait());
-    /// }
-    /// // Once the three have parked, nothing moves, and the counts settle on exact values.
-    /// let m = loop {
-    ///     let m = rt.metrics();
-    ///     if m.blocked.wait_group == 3 && m.running == 0 {
-    ///         break m;
-    ///     }
-    ///     std::thread::yield_now();
-    /// };
-    /// assert_eq!((m.live, m.runnable, m.blocked.total()), (3, 0, 3));
-    /// assert_eq!(m.spawned, 3);
-    /// assert_eq!(m.workers.len(), 2);
-    /// gate.done();
-    /// ```
-    pub fn metrics(&self) -> Metrics {
-        metrics::snapshot(&self.shared)
-    }
-
-    /// Every live goroutine of the runtime, with what it does and where: Go's goroutine dump.
-    /// Callable from anywhere, while the runtime runs. See [`GoroutineDump`].
-    pub fn goroutines(&self) -> GoroutineDump {
-        GoroutineDump::of(&self.shared)
-    }
-
-    /// How many times the runtime's monitor found a goroutine that had run for a whole
-    /// [time slice](Builder::time_slice) without suspending, and asked it to yield at its
-    /// next [`checkpoint`](crate::checkpoint). A goroutine that never calls `checkpoint` is
-    /// counted all the same (once per run between two suspensions), though it keeps its
-    /// worker: a count that keeps growing points at a loop that needs checkpoints.
-    ///
-    /// A worker thread that the OS deschedules for a whole slice in the middle of a goroutine
-    /// counts too, so treat the number as a hint, not as an exact count of busy loops.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    ///
-    /// let rt = scheduler::Runtime::builder()
-    ///     .procs(1)
-    ///     .time_slice(Duration::from_millis(5))
-    ///     .build()
-    ///     .unwrap();
-    /// rt.block_on(|| {
-    ///     // 50 ms of computing without a checkpoint or a suspension point.
-    ///     let start = Instant::now();
-    ///     while start.elapsed() < Duration::from_millis(50) {
-    ///         std::hint::spin_loop();
-    ///     }
-    /// });
-    /// println!("{} preemption request(s)", rt.preemption_requests()); // usually 1
-    /// ```
-    pub fn preemption_requests(&self) -> u64 {
-        self.shared.preemption_requests()
-    }
-
-    /// Starts recording an execution trace: each run of a goroutine on a worker, why it ended,
-    /// the wakes, spawns and steals between them (see [`crate::trace`]). A trace already being
-    /// recorded is dropped and recording starts afresh. [`stop_trace`](Self::stop_trace)
-    /// hands the trace over.
-    ///
-    /// A run that is in progress when the trace starts shows from the start of the trace.
-    /// Each worker keeps at most 2^20 events per trace; the events past that are counted as
-    /// [dropped](crate::trace::Trace::dropped).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = scheduler::Runtime::builder().procs(2).build()?;
-    /// rt.block_on(|| ()); // not traced
-    /// rt.start_trace();
-    /// rt.block_on(|| scheduler::spawn(|| 6 * 7).join().unwrap());
-    /// let trace = rt.stop_trace();
-    /// assert!(trace.runs().count() >= 1);
-    /// # Ok::<(), scheduler::BuildError>(())
-    /// ```
-    pub fn start_trace(&self) {
-        self.shared.trace.start();
-    }
-
-    /// Stops recording the execution trace and returns it: an empty [`Trace`] if none was
-    /// being recorded. Events recorded by the workers up to this call are in it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = scheduler::Runtime::builder().procs(1).trace(true).build()?;
-    /// rt.block_on(|| scheduler::spawn(|| ()).join().unwrap());
-    /// let trace = rt.stop_trace();
-    /// assert!(!trace.is_empty());
-    /// assert!(rt.stop_trace().is_empty(), "stopped: nothing more was recorded");
-    /// # Ok::<(), scheduler::BuildError>(())
-    /// ```
-    pub fn stop_trace(&self) -> Trace {
-        match self.shared.trace.stop() {
-            Some(recorded) => {
-                let mut trace = Trace::from_recorded(recorded);
-                // Goroutines spawned before the trace started, still live: name them from
-                // the registry (the main goroutine, typically).
-                let mut names = std::collections::HashMap::new();
-                self.shared.registry.for_each(|header| {
-                    if let Some(name) = &header.origin.name {
-                        names.insert(header.id, name.clone());
-                    }
-                });
-                trace.name_unnamed(|id| names.get(&id).cloned());
-                trace
-            }
-            None => Trace::empty(self.shared.procs),
-        }
-    }
-
     /// Waits up to `timeout` for every goroutine to finish, then stops the workers.
     ///
     /// From the call on, the runtime admits no new goroutine: [`try_spawn`](Self::try_spawn)
@@ -615,71 +488,3 @@ impl fmt::Debug for Runtime {
             .finish()
     }
 }
-
-/// How long dropping a runtime waits for its goroutines before it says which are still live
-/// (it then goes on waiting).
-pub(crate) const DROP_WARNING_AFTER: Duration = Duration::from_secs(5);
-
-/// [`Runtime::shutdown_timeout`] ran out of time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShutdownError {
-    /// Goroutines unfinished at the deadline.
-    remaining: usize,
-    /// Blocking jobs unfinished (running or queued) when the shutdown stopped waiting.
-    blocking: usize,
-    /// The goroutines unfinished at the deadline, as they were then.
-    unfinished: GoroutineDump,
-}
-
-impl ShutdownError {
-    /// How many goroutines were unfinished at the deadline, when cancellation began (a few
-    /// may have finished normally while it ran).
-    pub fn remaining(&self) -> usize {
-        self.remaining
-    }
-
-    /// How many [`spawn_blocking`](crate::spawn_blocking) jobs were unfinished, running or
-    /// queued, when the shutdown stopped waiting for them: at the deadline, or after the
-    /// cancellation of the goroutines if that came later. The queued ones were dropped
-    /// without running (their `join` returns `Err` with a [`Cancelled`](crate::Cancelled)
-    /// payload); the running ones could not be interrupted, and the shutdown waited for them.
-    pub fn remaining_blocking(&self) -> usize {
-        self.blocking
-    }
-
-    /// The goroutines unfinished at the deadline, as they were just before they were
-    /// cancelled: what each waited for and where. `Display` prints them too.
-    pub fn unfinished(&self) -> &GoroutineDump {
-        &self.unfinished
-    }
-}
-
-impl fmt::Display for ShutdownError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (goroutines, jobs) = (self.remaining, self.blocking);
-        match jobs {
-            0 => write!(
-                f,
-                "scheduler: shutdown timed out with {goroutines} goroutine(s) unfinished; they \
-                 were cancelled"
-            ),
-            _ if goroutines == 0 => write!(
-                f,
-                "scheduler: shutdown timed out with {jobs} blocking job(s) unfinished; the \
-                 queued ones were dropped, the running ones awaited"
-            ),
-            _ => write!(
-                f,
-                "scheduler: shutdown timed out with {goroutines} goroutine(s) and {jobs} \
-                 blocking job(s) unfinished; the goroutines were cancelled, the queued jobs \
-                 dropped, the running ones awaited"
-            ),
-        }?;
-        if !self.unfinished.is_empty() {
-            write!(f, ":\n\n{}", self.unfinished)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ShutdownError {}
