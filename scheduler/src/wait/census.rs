@@ -100,16 +100,21 @@ pub(crate) fn note_use() {
 #[cold]
 fn mark_this_thread() {
     MARKED.with(|m| m.set(true));
+    mask_marker(libc::SIG_BLOCK);
+    // SeqCst: the checker reads the epoch before and after its look (`Look::epoch`).
+    EPOCH.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) the marker signal for the calling thread.
+fn mask_marker(how: libc::c_int) {
     // SAFETY: `set` is a valid, initialised signal set for the duration of the calls, and
     // `pthread_sigmask` with a null old-set pointer only reads it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, marker_signal());
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
-    // SeqCst: the checker reads the epoch before and after its look (`Look::epoch`).
-    EPOCH.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Counts the wake of a plain thread that waits in the crate: called by the waker before it
@@ -253,13 +258,7 @@ mod tests {
     /// `--test-threads=1` every test runs on the main thread, which earlier tests marked).
     fn unmark_this_thread() {
         MARKED.with(|m| m.set(false));
-        // SAFETY: as in `mark_this_thread`.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, marker_signal());
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        }
+        mask_marker(libc::SIG_UNBLOCK);
     }
 
     #[test]
