@@ -4,7 +4,7 @@
 use std::cell::UnsafeCell;
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering};
 use std::thread;
 
 use corosensei::{Coroutine, Yielder};
@@ -101,9 +101,9 @@ pub(crate) struct Header {
     pub(crate) origin: Origin,
     /// The shard of the runtime's registry of live goroutines that lists it
     /// (`sched::registry`): its spawner's. Immutable.
-    pub(crate) registry_shard: usize,
+    registry_shard: u32,
     /// Its index in that shard. Read and written only under the shard's lock.
-    pub(crate) registry_index: AtomicUsize,
+    pub(crate) registry_index: AtomicU32,
     /// The coroutine's yielder. Written by the goroutine when it starts and read by it when it
     /// suspends: only on the home thread.
     yielder: UnsafeCell<*const GoYielder>,
@@ -120,8 +120,9 @@ pub(crate) struct Header {
     /// through `#[track_caller]`). Written by the goroutine as it parks, read by the dump.
     wait_site: AtomicPtr<Location<'static>>,
     /// When the goroutine last parked, in the runtime's coarse clock (milliseconds since
-    /// the runtime started). Written by the home worker as it parks the goroutine.
-    parked_at: AtomicU64,
+    /// the runtime started, modulo 2^32: 49 days). Written by the home worker as it parks the
+    /// goroutine. 32 bits, like the registry's fields, keep the header small.
+    parked_at: AtomicU32,
 }
 
 // SAFETY: the UnsafeCell fields are touched only on the goroutine's home worker thread (field
@@ -134,6 +135,7 @@ unsafe impl Sync for Header {}
 
 impl Header {
     pub(crate) fn new(shared: *const (), id: u64, origin: Origin, registry_shard: usize) -> Header {
+        let registry_shard = u32::try_from(registry_shard).expect("fewer than 2^32 worker slots");
         Header {
             state: TaskState::new(),
             cancelled: AtomicBool::new(false),
@@ -142,12 +144,12 @@ impl Header {
             id,
             origin,
             registry_shard,
-            registry_index: AtomicUsize::new(0),
+            registry_index: AtomicU32::new(0),
             yielder: UnsafeCell::new(std::ptr::null()),
             slot: UnsafeCell::new(0),
             parked_as: AtomicU8::new(BlockKind::Other as u8),
             wait_site: AtomicPtr::new(std::ptr::null_mut()),
-            parked_at: AtomicU64::new(0),
+            parked_at: AtomicU32::new(0),
         }
     }
 
@@ -217,14 +219,21 @@ impl Header {
     /// Stamps the park that the home worker is completing with the coarse clock's reading.
     #[inline]
     pub(crate) fn set_parked_at(&self, millis: u64) {
-        // Relaxed: a statistic for the dump, which orders nothing by it.
-        self.parked_at.store(millis, Ordering::Relaxed);
+        // Relaxed: a statistic for the dump, which orders nothing by it. Truncated: see the
+        // field.
+        self.parked_at.store(millis as u32, Ordering::Relaxed);
     }
 
-    /// When the goroutine last parked, in the coarse clock's milliseconds.
-    pub(crate) fn parked_at(&self) -> u64 {
+    /// When the goroutine last parked, in the coarse clock's milliseconds modulo 2^32.
+    pub(crate) fn parked_at(&self) -> u32 {
         // Relaxed: see `set_parked_at`.
         self.parked_at.load(Ordering::Relaxed)
+    }
+
+    /// The shard of the registry that lists the goroutine.
+    #[inline]
+    pub(crate) fn registry_shard(&self) -> usize {
+        self.registry_shard as usize
     }
 
     /// `goroutine 7 "name" (spawned at src/main.rs:12:5)`: how warnings and panic messages

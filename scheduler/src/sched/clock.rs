@@ -42,8 +42,9 @@ impl CoarseClock {
         u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// How long ago the coarse reading `millis` was, by the real clock.
-    pub(crate) fn since(&self, millis: u64) -> Duration {
-        Duration::from_millis(self.precise().saturating_sub(millis))
+    /// How long ago the coarse reading `millis` (kept modulo 2^32, as a goroutine's header
+    /// keeps it) was, by the real clock.
+    pub(crate) fn since(&self, millis: u32) -> Duration {
+        Duration::from_millis(u64::from((self.precise() as u32).wrapping_sub(millis)))
     }
 }

@@ -73,14 +73,21 @@ impl Shard {
     fn remove(&mut self, header: &Header) {
         use std::sync::atomic::Ordering::Relaxed;
         // Relaxed: read and written only under this shard's lock, which orders it.
-        let index = header.registry_index.load(Relaxed);
+        let index = header.registry_index.load(Relaxed) as usize;
         debug_assert!(std::ptr::eq(self.headers[index], header));
         self.headers.swap_remove(index);
         if let Some(&moved) = self.headers.get(index) {
             // SAFETY: every listed header is alive while listed, and we hold the lock.
-            unsafe { &*moved }.registry_index.store(index, Relaxed);
+            unsafe { &*moved }
+                .registry_index
+                .store(index as u32, Relaxed);
         }
     }
+}
+
+/// An index in a shard, as a header keeps it.
+fn index_u32(index: usize) -> u32 {
+    u32::try_from(index).expect("fewer than 2^32 goroutines listed in one shard")
 }
 
 impl Registry {
@@ -98,18 +105,19 @@ impl Registry {
 
     /// Lists a goroutine just spawned, in the shard its header names.
     pub(crate) fn insert(&self, header: &Header) {
-        let mut shard = self.shards[header.registry_shard].lock.0.lock();
+        let mut shard = self.shards[header.registry_shard()].lock.0.lock();
         // Relaxed: read and written only under this shard's lock, which orders it.
-        header
-            .registry_index
-            .store(shard.headers.len(), std::sync::atomic::Ordering::Relaxed);
+        header.registry_index.store(
+            index_u32(shard.headers.len()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         shard.headers.push(header);
     }
 
     /// Removes a goroutine that finished, or was dropped unstarted. The caller holds a
     /// reference to it.
     pub(crate) fn remove(&self, header: &Header) {
-        self.shards[header.registry_shard]
+        self.shards[header.registry_shard()]
             .lock
             .0
             .lock()
@@ -120,7 +128,7 @@ impl Registry {
     /// its shard, to be removed by that shard's worker ([`drain`](Self::drain)); one spawned
     /// from outside is removed at once.
     pub(crate) fn finished_elsewhere(&self, task: TaskRef) {
-        let shard = task.header().registry_shard;
+        let shard = task.header().registry_shard();
         if shard == self.outside_shard() {
             self.remove(task.header());
         } else {

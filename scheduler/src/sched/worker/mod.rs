@@ -173,7 +173,7 @@ impl WorkerLocal {
     /// removes it from the registry of live goroutines if this worker's shard lists it (the
     /// others are handed back to their shard after `resume`: see `sched::registry`).
     pub(crate) fn count_finished(&self, header: &Header) {
-        if header.registry_shard == self.index {
+        if header.registry_shard() == self.index {
             self.shared.registry.remove(header);
         }
         self.count_out();
@@ -458,7 +458,7 @@ impl WorkerLocal {
                 // `Completion::run`) before returning.
                 let finished = self.unregister(slot);
                 self.stacks.borrow_mut().give(finished.coro.into_stack());
-                if header.registry_shard != self.index {
+                if header.registry_shard() != self.index {
                     self.shared.registry.finished_elsewhere(task);
                 }
             }
