@@ -240,6 +240,7 @@ impl StartLine {
                 scheduler::yield_now();
             }
         } else if self.spin {
+            // Acquire: pairs with the last runner's Release store of `open`.
             while !self.open.load(Ordering::Acquire) {
                 hint::spin_loop();
             }
