@@ -86,7 +86,8 @@ pub(crate) struct Header {
     /// Queued or running, parked, or finished (see [`TaskState`]). Read and written by any
     /// thread, through its transitions only.
     pub(crate) state: TaskState,
-    /// Set once, by a forced shutdown; read by the goroutine at each suspension point.
+    /// Set once, by a forced shutdown or `JoinHandle::cancel`; read by the goroutine at each
+    /// suspension point (see [`Header::is_cancelled`]).
     pub(crate) cancelled: AtomicBool,
     /// Who runs the goroutine: the worker that started it, a joiner that ran it inline, or
     /// the blocking pool (see [`Home`]).
@@ -248,13 +249,24 @@ impl Header {
         }
     }
 
-    /// Whether a forced shutdown cancelled the goroutine. Once set, every later suspension
-    /// point of the goroutine unwinds (see [`crate::sched::context`]).
+    /// Whether the goroutine was cancelled (a forced shutdown, or `JoinHandle::cancel`).
+    /// Once set, every later suspension point of the goroutine unwinds (see
+    /// [`crate::sched::current`]).
     ///
-    /// Relaxed: the flag is set by the goroutine's home worker thread itself
-    /// (`WorkerLocal::cancel_started`), and read by the goroutine on that thread.
+    /// Relaxed: a forced shutdown sets the flag on the goroutine's home worker thread itself
+    /// (`WorkerLocal::cancel_started`), where the goroutine reads it; `JoinHandle::cancel` sets
+    /// it from any thread and then wakes the goroutine, whose wake (an AcqRel RMW of its state,
+    /// which the worker's next park or resume reads) carries the store to it. A goroutine that
+    /// is running sees it at a later suspension point, once coherence delivers it.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Marks the goroutine cancelled (see [`is_cancelled`](Self::is_cancelled)); the caller
+    /// wakes it next.
+    pub(crate) fn set_cancelled(&self) {
+        // Relaxed: see `is_cancelled`.
+        self.cancelled.store(true, Ordering::Relaxed);
     }
 }
 
@@ -320,6 +332,9 @@ pub(crate) trait Joinable<T>: Send + Sync {
     /// # Safety
     /// Only after `completion_state().is_complete()` returned true, and at most once.
     unsafe fn take_result(&self) -> thread::Result<T>;
+    /// The goroutine as the scheduler sees it, to cancel and wake it; `None` for a blocking
+    /// job.
+    fn runnable(self: Arc<Self>) -> Option<TaskRef>;
 }
 
 impl<F, T> Joinable<T> for Task<F, T>
@@ -347,5 +362,9 @@ where
     unsafe fn take_result(&self) -> thread::Result<T> {
         // SAFETY: the caller's contract is `Completion::take_result`'s.
         unsafe { self.completion.take_result() }
+    }
+
+    fn runnable(self: Arc<Self>) -> Option<TaskRef> {
+        Some(self)
     }
 }

@@ -8,6 +8,7 @@ use std::thread;
 
 use super::current;
 use super::wait::WaitHere;
+use super::wake::unpark;
 use crate::goroutine::home::Owner;
 use crate::goroutine::join::JoinState;
 use crate::goroutine::task::Joinable;
@@ -96,6 +97,7 @@ impl<T> JoinHandle<T> {
         };
         if header.home.owner() != Owner::Unclaimed
             || self.task.completion_state().is_complete()
+            || header.is_cancelled()
             || !current::can_run_inline(header.shared)
         {
             return;
@@ -119,6 +121,39 @@ impl<T> JoinHandle<T> {
             }
         });
         current::continue_cancellation();
+    }
+
+    /// Cancels the goroutine, as tokio's `abort` does (Go has no such call): it unwinds with
+    /// the crate's [`Cancelled`](crate::Cancelled) payload at its next suspension point (any
+    /// wait of this crate, a `yield_now`, a `checkpoint` the monitor asked for), running its
+    /// destructors, and [`join`](Self::join) returns `Err` with that payload, which the caller
+    /// can tell from a panic's with `payload.is::<scheduler::Cancelled>()`. A goroutine
+    /// blocked in a wait is woken for it; one that has not started is dropped unstarted; one
+    /// that computes without ever suspending is cancelled when it next suspends, and not
+    /// before; one that has finished keeps its result. A wait that was granted before the
+    /// cancellation arrived (a lock handed over, a value received) completes, and the unwind
+    /// comes at the next one: nothing granted is lost.
+    ///
+    /// A job of [`spawn_blocking`](crate::spawn_blocking) runs on a thread of its own and is
+    /// not interrupted: `cancel` does nothing to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+    /// let (_tx, rx) = scheduler::chan::bounded::<u32>(0);
+    /// let handle = rt.spawn(move || rx.recv());
+    /// handle.cancel();
+    /// let payload = handle.join().unwrap_err();
+    /// assert!(payload.is::<scheduler::Cancelled>());
+    /// ```
+    pub fn cancel(&self) {
+        if let Some(task) = self.task.clone().runnable() {
+            task.header().set_cancelled();
+            // Parked: it wakes, sees the flag and unwinds. Queued or running: it sees the flag
+            // at its next wait (or, not started, when a worker picks it up).
+            unpark(&task);
+        }
     }
 
     /// Whether the goroutine has finished, so that [`join`](Self::join) will not block.

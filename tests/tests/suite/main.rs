@@ -9,6 +9,7 @@
 //! `deadlock_in_tests` (deadlock detection beside nothing but its own tests' threads).
 
 mod admission;
+mod cancel;
 mod cancellation;
 mod channels;
 mod context;

@@ -5,7 +5,7 @@ use std::thread;
 
 use crate::goroutine::completion::Completion;
 use crate::goroutine::join::JoinState;
-use crate::goroutine::task::{Header, Joinable};
+use crate::goroutine::task::{Header, Joinable, TaskRef};
 use crate::sched::Shared;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::shared::Phase;
@@ -100,5 +100,9 @@ where
     unsafe fn take_result(&self) -> thread::Result<T> {
         // SAFETY: the caller's contract is `Completion::take_result`'s.
         unsafe { self.completion.take_result() }
+    }
+
+    fn runnable(self: Arc<Self>) -> Option<TaskRef> {
+        None
     }
 }

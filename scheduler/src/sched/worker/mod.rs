@@ -367,7 +367,9 @@ impl WorkerLocal {
             // A joiner claimed it and ran it on its own stack: this queue entry is stale.
             return None;
         }
-        if self.shared.phase() >= Phase::Cancelling {
+        // Cancelled before it started (a forced shutdown, or `JoinHandle::cancel`): dropped
+        // unstarted, its result `Cancelled`.
+        if self.shared.phase() >= Phase::Cancelling || header.is_cancelled() {
             header.state.finish();
             task.cancel(&|| self.count_finished_now(header));
             return None;
@@ -533,8 +535,7 @@ impl WorkerLocal {
             abort_cancellation(started.len());
         }
         for task in &started {
-            // Relaxed: read by the goroutine on this same thread when it resumes.
-            task.header().cancelled.store(true, Ordering::Relaxed);
+            task.header().set_cancelled();
             unpark(task);
         }
     }
