@@ -1,8 +1,9 @@
 //! The [`Runtime`] handle: starting workers, entering the runtime, and shutting it down.
 
+use std::any::Any;
 use std::fmt;
 use std::io;
-use std::panic::{self, Location};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use crate::sched::deadlock::{self, DEADLOCK_MESSAGE, FinishOnDrop, Verdict};
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::monitor;
 use crate::sched::panic_note;
+use crate::sched::scoped::{self, Slot, Tally, WaitAllOnDrop};
 use crate::sched::shared::{Phase, Shared};
 use crate::sched::spawn_error::{SpawnError, spawned_or_panic};
 use crate::sched::worker;
@@ -166,62 +168,100 @@ impl Runtime {
     /// assert_eq!(rt.block_on(|| scheduler::procs()), 1);
     /// assert_eq!(rt.block_on(|| "again"), "again");
     /// ```
+    ///
+    /// The closure may borrow from the caller, since `block_on` returns only once it is gone
+    /// (docs/design.md, "Borrowing goroutines"):
+    ///
+    /// ```
+    /// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
+    /// let mut words = vec!["go", "routines"];
+    /// let total = rt.block_on(|| {
+    ///     words.push("borrowed");
+    ///     words.iter().map(|w| w.len()).sum::<usize>()
+    /// });
+    /// assert_eq!(total, 18);
+    /// assert_eq!(words.len(), 3);
+    /// ```
     #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
+        F: FnOnce() -> T + Send,
+        T: Send,
     {
-        // Deadlock detection needs a caller that is no goroutine (a goroutine of this runtime
-        // would be one of the sleepers; one of another runtime brings other threads anyway).
         census::note_use();
         let site = Location::caller();
         let origin = Origin {
             site,
             name: Some(Arc::from("main")),
         };
-        let handle = if current::on_worker() {
-            self.shared.spawn(f, origin)
-        } else {
-            let watch = self.shared.deadlock.watch();
-            let finish = FinishOnDrop(watch.clone());
-            let handle = self.shared.spawn(
-                move || {
-                    let _finish = finish;
-                    f()
-                },
-                origin,
-            );
-            let mut seen = 0;
-            let mut recheck = None;
-            while !watch.wait(&mut seen, recheck) {
-                recheck = match deadlock::verdict(&self.shared) {
-                    Verdict::Running => None,
-                    // Asleep, but a thread outside may still wake it: no worker will say
-                    // when that thread ends or starts to wait, so look again in a while.
-                    Verdict::AsleepButWatched => Some(deadlock::RECHECK),
-                    Verdict::Deadlocked => {
-                        self.shared.deadlock.unwatch(&watch);
-                        let dump = GoroutineDump::of(&self.shared);
-                        if cfg!(panic = "abort") {
-                            // Cancelling the sleepers would unwind them, which aborts without
-                            // a word: say why the process ends first (this panic aborts it).
-                            panic!("{DEADLOCK_MESSAGE}\n\n{dump}");
-                        }
-                        self.shared.set_phase(Phase::Cancelling);
-                        self.shared.wait_all_done(None);
+        // The main goroutine may borrow from this frame: this call returns (or unwinds) only
+        // once the tally says its closure is gone (`crate::sched::scoped`).
+        let tally = Arc::new(Tally::default());
+        tally.add();
+        if current::on_worker() {
+            // A goroutine: the join parks it. No deadlock detection (a goroutine of this
+            // runtime would be one of the sleepers; one of another runtime brings other
+            // threads anyway).
+            // SAFETY: the tally is waited for below before this frame ends; a refused spawn
+            // drops the closure, counted out, before it panics.
+            let (main, slot) = unsafe { scoped::erase(&tally, f) };
+            let handle = spawned_or_panic(self.shared.try_spawn(main, true, origin));
+            let task = handle.task_ref();
+            // Caught: a caller cancelled while it joins must not leave before the goroutine
+            // that borrows from it; it cancels it instead, and waits.
+            let joined = panic::catch_unwind(AssertUnwindSafe(|| handle.join_at(site)));
+            if joined.is_err()
+                && let Some(task) = task
+            {
+                tally.track(task);
+                tally.cancel_all();
+            }
+            tally.wait_all(site);
+            current::continue_cancellation();
+            return take_main_result(&slot, joined.err());
+        }
+        let watch = self.shared.deadlock.watch();
+        let finish = FinishOnDrop(watch.clone());
+        // Should anything below unwind (only a bug or the deadlock panic, after every goroutine
+        // ended), the goroutine that borrows from this frame has ended first.
+        let wait_on_unwind = WaitAllOnDrop {
+            tally: &tally,
+            site,
+        };
+        // SAFETY: as above: `wait_on_unwind` waits for the tally however this frame ends.
+        let (main, slot) = unsafe {
+            scoped::erase(&tally, move || {
+                let _finish = finish;
+                f()
+            })
+        };
+        let handle = self.shared.spawn(main, origin);
+        let mut seen = 0;
+        let mut recheck = None;
+        while !watch.wait(&mut seen, recheck) {
+            recheck = match deadlock::verdict(&self.shared) {
+                Verdict::Running => None,
+                // Asleep, but a thread outside may still wake it: no worker will say
+                // when that thread ends or starts to wait, so look again in a while.
+                Verdict::AsleepButWatched => Some(deadlock::RECHECK),
+                Verdict::Deadlocked => {
+                    self.shared.deadlock.unwatch(&watch);
+                    let dump = GoroutineDump::of(&self.shared);
+                    if cfg!(panic = "abort") {
+                        // Cancelling the sleepers would unwind them, which aborts without
+                        // a word: say why the process ends first (this panic aborts it).
                         panic!("{DEADLOCK_MESSAGE}\n\n{dump}");
                     }
-                };
-            }
-            self.shared.deadlock.unwatch(&watch);
-            handle
-        };
-        // From a goroutine, the caller parks here: at its own line.
-        match handle.join_at(site) {
-            Ok(value) => value,
-            Err(payload) => panic::resume_unwind(payload),
+                    self.shared.set_phase(Phase::Cancelling);
+                    self.shared.wait_all_done(None);
+                    panic!("{DEADLOCK_MESSAGE}\n\n{dump}");
+                }
+            };
         }
+        self.shared.deadlock.unwatch(&watch);
+        let joined = handle.join_at(site);
+        drop(wait_on_unwind);
+        take_main_result(&slot, joined.err())
     }
 
     /// Spawns a goroutine from anywhere: a plain thread, or a goroutine of any runtime.
@@ -441,6 +481,16 @@ impl Runtime {
                 unfinished,
             }),
         }
+    }
+}
+
+/// The main goroutine's value, or the resumed panic (or cancellation) of its closure, or of
+/// the goroutine itself if its closure never ran (`joined`, its join's error).
+fn take_main_result<T>(slot: &Slot<T>, joined: Option<Box<dyn Any + Send>>) -> T {
+    match slot.take() {
+        Some(Ok(value)) => value,
+        Some(Err(payload)) => panic::resume_unwind(payload),
+        None => panic::resume_unwind(joined.unwrap_or_else(|| Box::new(crate::Cancelled))),
     }
 }
 

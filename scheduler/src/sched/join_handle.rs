@@ -11,7 +11,7 @@ use super::wait::WaitHere;
 use super::wake::unpark;
 use crate::goroutine::home::Owner;
 use crate::goroutine::join::JoinState;
-use crate::goroutine::task::Joinable;
+use crate::goroutine::task::{Joinable, TaskRef};
 use crate::wait::waiter::Waiter;
 use crate::wait::{BlockKind, Site};
 
@@ -154,6 +154,11 @@ impl<T> JoinHandle<T> {
             // at its next wait (or, not started, when a worker picks it up).
             unpark(&task);
         }
+    }
+
+    /// The goroutine as the scheduler sees it (`None` for a blocking job): to cancel it later.
+    pub(crate) fn task_ref(&self) -> Option<TaskRef> {
+        self.task.clone().runnable()
     }
 
     /// Whether the goroutine has finished, so that [`join`](Self::join) will not block.

@@ -35,6 +35,7 @@ pub(crate) mod monitor;
 pub(crate) mod panic_note;
 pub(crate) mod parker;
 pub(crate) mod registry;
+pub(crate) mod scoped;
 pub(crate) mod shared;
 pub(crate) mod spare;
 pub(crate) mod spawn_error;

@@ -28,6 +28,7 @@ mod panic_abort;
 mod panics;
 mod pinning;
 mod runtime_api;
+mod scope;
 mod select;
 mod shutdown;
 mod shutdown_from_own_goroutine;
