@@ -89,7 +89,9 @@ pub use runtime::{Runtime, ShutdownError};
 pub use sched::join_handle::JoinHandle;
 pub use sched::spawn_error::SpawnError;
 pub use scope::{Scope, ScopedJoinHandle, scope};
+pub use select::JoinTimeoutError;
 pub use sigquit::SIGQUIT_DUMP_ENV;
+pub use sync::JoinCtxError;
 pub use sync::WaitGroup;
 pub use wait::Cancelled;
 

@@ -21,9 +21,10 @@ pub(crate) struct JoinState {
     /// `COMPLETE | WAITING`. AcqRel on both `fetch_or`s: the result (written before
     /// `COMPLETE`) reaches the joiner, and the waiter (written before `WAITING`) the completer.
     state: AtomicU8,
-    /// Written by the joiner before it sets `WAITING`; taken by whichever side the protocol
-    /// above gives it to.
-    waiter: UnsafeCell<Option<Arc<Waiter>>>,
+    /// Written by the joiner before it sets `WAITING`, with the token to notify it with (a
+    /// `select` arm's index; 0 for a plain join); taken by whichever side the protocol above
+    /// gives it to.
+    waiter: UnsafeCell<Option<(Arc<Waiter>, usize)>>,
 }
 
 // SAFETY: `waiter` is accessed by one side at a time, as the `state` protocol assigns it.
@@ -47,8 +48,8 @@ impl JoinState {
             // SAFETY: the joiner stored its waiter before setting WAITING and will not touch
             // it again (it saw no COMPLETE), so it is ours now.
             let waiter = unsafe { (*self.waiter.get()).take() };
-            if let Some(waiter) = waiter {
-                waiter.notify(0);
+            if let Some((waiter, token)) = waiter {
+                waiter.notify(token);
             }
         }
     }
@@ -58,9 +59,14 @@ impl JoinState {
     /// before the announcement: then nobody will notify the waiter, and the joiner must not
     /// wait on it.
     pub(crate) fn announce(&self, waiter: &Arc<Waiter>) -> bool {
+        self.announce_with(waiter, 0)
+    }
+
+    /// [`announce`](Self::announce), to be notified with `token`.
+    pub(crate) fn announce_with(&self, waiter: &Arc<Waiter>, token: usize) -> bool {
         // SAFETY: only the joiner (the JoinHandle is unique) writes here, and before WAITING is
-        // set nobody else reads it.
-        unsafe { *self.waiter.get() = Some(waiter.clone()) };
+        // set nobody else reads it (a withdrawn announcement cleared WAITING first).
+        unsafe { *self.waiter.get() = Some((waiter.clone(), token)) };
         if self.state.fetch_or(WAITING, Ordering::AcqRel) & COMPLETE != 0 {
             // Completed before we announced ourselves: nobody will take the waiter.
             // SAFETY: the completer saw no WAITING, so it does not touch the slot.
@@ -68,6 +74,29 @@ impl JoinState {
             return false;
         }
         true
+    }
+}
+
+impl JoinState {
+    /// The joiner gives up waiting (its time ran out, its context ended): takes its
+    /// announcement back, so that it may announce again later. Returns false if the goroutine
+    /// completed meanwhile: the completer has the waiter then (it will find the wait over),
+    /// and the result is there to take.
+    pub(crate) fn withdraw(&self) -> bool {
+        // AcqRel: on success, nobody will take the slot, and the joiner's next write to it is
+        // ordered after its own earlier one; on failure, Acquire takes the result's write.
+        match self
+            .state
+            .compare_exchange(WAITING, 0, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                // SAFETY: WAITING is cleared and COMPLETE was not set: the completer will not
+                // look at the slot, and only the joiner writes it.
+                drop(unsafe { (*self.waiter.get()).take() });
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

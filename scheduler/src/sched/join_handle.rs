@@ -156,6 +156,32 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// The completion flag: for the joins that wait in a `select` (`join_timeout`, `join_ctx`).
+    pub(crate) fn completion(&self) -> &JoinState {
+        self.task.completion_state()
+    }
+
+    /// Whether a join would wait as for a blocking job rather than a goroutine.
+    pub(crate) fn block_kind(&self) -> BlockKind {
+        if self.task.goroutine().is_none() {
+            BlockKind::Blocking
+        } else {
+            BlockKind::Join
+        }
+    }
+
+    /// The result of a goroutine whose completion the caller observed (with
+    /// [`completion`](Self::completion)`.is_complete()`, or a `select` arm over it).
+    pub(crate) fn take_finished(self) -> thread::Result<T> {
+        assert!(
+            self.task.completion_state().is_complete(),
+            "scheduler: internal error: a result taken before completion"
+        );
+        // SAFETY: completion was observed with Acquire just now; `self` is consumed, so the
+        // result is taken once.
+        unsafe { self.task.take_result() }
+    }
+
     /// The goroutine as the scheduler sees it (`None` for a blocking job): to cancel it later.
     pub(crate) fn task_ref(&self) -> Option<TaskRef> {
         self.task.clone().runnable()

@@ -16,7 +16,11 @@
 //! unnoticed between the look and the registration, and nobody can end the wait while it is
 //! being registered. Plain `send`, `recv` and their time-outs are a `select` of one arm.
 
+mod join;
 mod macros;
+
+pub(crate) use join::JoinOp;
+pub use join::JoinTimeoutError;
 
 use std::cell::Cell;
 use std::panic::Location;

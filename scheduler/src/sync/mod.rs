@@ -13,6 +13,7 @@
 //! | [`OnceLock`] | `sync.Once` | one-time initialisation |
 
 mod condvar;
+mod join_ctx;
 mod mutex;
 mod once;
 mod rwlock;
@@ -20,6 +21,7 @@ mod semaphore;
 pub(crate) mod wait_group;
 
 pub use condvar::Condvar;
+pub use join_ctx::JoinCtxError;
 pub use mutex::{Mutex, MutexGuard};
 pub use once::OnceLock;
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

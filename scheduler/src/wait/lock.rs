@@ -27,6 +27,13 @@ pub struct RawLock {
 }
 
 impl RawLock {
+    /// An unlocked lock of its own, for a `select` arm whose state needs none.
+    pub(crate) const fn new() -> RawLock {
+        RawLock {
+            raw: RawMutex::INIT,
+        }
+    }
+
     /// The address `select` orders locks by.
     pub(crate) fn addr(&self) -> usize {
         self as *const RawLock as usize
@@ -64,9 +71,7 @@ unsafe impl<T: Send> Send for Locked<T> {}
 impl<T> Locked<T> {
     pub(crate) const fn new(data: T) -> Locked<T> {
         Locked {
-            raw: RawLock {
-                raw: RawMutex::INIT,
-            },
+            raw: RawLock::new(),
             data: UnsafeCell::new(data),
         }
     }

@@ -15,6 +15,7 @@ mod channels;
 mod context;
 mod errors;
 mod go_fairness;
+mod join_bounded;
 mod layers;
 mod lost_wakeup;
 mod metrics;
