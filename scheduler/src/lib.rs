@@ -66,6 +66,7 @@ pub mod context;
 mod dump;
 mod goroutine;
 mod goroutine_builder;
+pub mod group;
 mod join_set;
 mod metrics;
 pub mod net;
