@@ -48,6 +48,11 @@
 //! [`Runtime::shutdown_timeout`] bounds the wait and cancels what is left. A panicking
 //! goroutine never takes its worker down: the panic is printed by the panic hook and
 //! returned by [`JoinHandle::join`].
+//!
+//! To tie goroutines to the task they serve, start them in a [`group::Group`] (Go's
+//! `errgroup`: `wait` returns when all have ended, with the first error, and its context stops
+//! the rest at the first failure) or a [`JoinSet`] (results in the order the goroutines
+//! finish; dropping it cancels what is left).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
