@@ -215,7 +215,7 @@ impl<E: Send + 'static> Group<E> {
     /// let group = scheduler::group::Group::<()>::new_on(&rt);
     /// group.set_limit(Some(1));
     /// let (release, wait) = scheduler::chan::bounded::<()>(0);
-    /// assert!(group.try_go(move || Ok(wait.recv().unwrap())));
+    /// assert!(group.try_go(move || wait.recv().map_err(drop)));
     /// assert!(!group.try_go(|| Ok(()))); // the one place is taken
     /// release.send(()).unwrap();
     /// group.wait().unwrap();

@@ -126,7 +126,7 @@ fn try_go_fails_at_the_limit_and_succeeds_once_there_is_room() {
             let (release, gate) = chan::bounded::<()>(0);
             for _ in 0..2 {
                 let gate = gate.clone();
-                assert!(group.try_go(move || Ok(gate.recv().unwrap())));
+                assert!(group.try_go(move || gate.recv().map_err(drop)));
             }
             let ran = Arc::new(AtomicUsize::new(0));
             let counted = ran.clone();
@@ -156,7 +156,7 @@ fn go_waits_for_room_at_the_limit() {
         let group = Group::<()>::new_on(&rt);
         group.set_limit(Some(1));
         let (release, gate) = chan::bounded::<()>(0);
-        group.go(move || Ok(gate.recv().unwrap()));
+        group.go(move || gate.recv().map_err(drop));
         let second_started = Arc::new(AtomicUsize::new(0));
         let started = second_started.clone();
         // `go` blocks this thread until the first goroutine ends: release it from another.
@@ -272,7 +272,7 @@ fn set_limit_while_goroutines_are_active_panics() {
         let group = Group::<()>::new_on(&rt);
         group.set_limit(Some(3));
         let (release, gate) = chan::bounded::<()>(0);
-        group.go(move || Ok(gate.recv().unwrap()));
+        group.go(move || gate.recv().map_err(drop));
         let (file, line, message) = panic_location(|| group.set_limit(Some(5)));
         assert_eq!((file.ends_with("errgroup.rs"), line), (true, line!() - 1));
         assert!(message.contains("Group::set_limit"), "{message}");
