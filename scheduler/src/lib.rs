@@ -48,6 +48,11 @@
 //! [`Runtime::shutdown_timeout`] bounds the wait and cancels what is left. A panicking
 //! goroutine never takes its worker down: the panic is printed by the panic hook and
 //! returned by [`JoinHandle::join`].
+//!
+//! To tie goroutines to the task they serve, start them in a [`group::Group`] (Go's
+//! `errgroup`: `wait` returns when all have ended, with the first error, and its context stops
+//! the rest at the first failure) or a [`JoinSet`] (results in the order the goroutines
+//! finish; dropping it cancels what is left).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -66,6 +71,8 @@ pub mod context;
 mod dump;
 mod goroutine;
 mod goroutine_builder;
+pub mod group;
+mod join_set;
 mod metrics;
 pub mod net;
 mod runtime;
@@ -84,6 +91,7 @@ pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};
 pub use dump::{GoroutineDump, GoroutineInfo, GoroutineState, WaitReason};
 pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use goroutine_builder::GoroutineBuilder;
+pub use join_set::JoinSet;
 pub use metrics::{BlockedGoroutines, Metrics, WorkerMetrics};
 pub use runtime::{Runtime, ShutdownError};
 pub use sched::join_handle::JoinHandle;

@@ -490,7 +490,7 @@ fn take_main_result<T>(slot: &Slot<T>, joined: Option<Box<dyn Any + Send>>) -> T
     match slot.take() {
         Some(Ok(value)) => value,
         Some(Err(payload)) => panic::resume_unwind(payload),
-        None => panic::resume_unwind(joined.unwrap_or_else(|| Box::new(crate::Cancelled))),
+        None => panic::resume_unwind(joined.unwrap_or_else(|| Box::new(crate::wait::Cancelled))),
     }
 }
 
