@@ -12,7 +12,7 @@ use crate::runtime::Runtime;
 use crate::sched::Shared;
 use crate::sched::join_handle::JoinHandle;
 use crate::sched::scoped::{self, Slot, Tally};
-use crate::sched::spawn_error::spawned_or_panic;
+use crate::sched::spawn_error::{SpawnError, spawned_or_panic};
 use crate::wait::Site;
 
 /// Runs `f` with a [`Scope`] whose goroutines may borrow anything that outlives the call,
@@ -149,9 +149,24 @@ impl<'scope> Scope<'scope, '_> {
         self.spawn_as(Origin::here(), f)
     }
 
-    /// [`spawn`](Self::spawn) with a given origin: for `block_on` inside a goroutine.
+    /// [`spawn`](Self::spawn) with a given origin.
     #[track_caller]
     pub(crate) fn spawn_as<F, T>(&'scope self, origin: Origin, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        spawned_or_panic(self.try_spawn_as(origin, f, true))
+    }
+
+    /// Spawns `f` in the scope, or says why the runtime refused it; at the `max_goroutines`
+    /// limit it waits for room if `wait`, else fails at once. For the scoped group.
+    pub(crate) fn try_spawn_as<F, T>(
+        &'scope self,
+        origin: Origin,
+        f: F,
+        wait: bool,
+    ) -> Result<ScopedJoinHandle<'scope, T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
@@ -162,15 +177,15 @@ impl<'scope> Scope<'scope, '_> {
         // (`crate::sched::scoped`).
         let (main, slot) = unsafe { scoped::erase(&self.tally, f) };
         // Refused: `main` is dropped unstarted inside `try_spawn`, counting itself out.
-        let handle = spawned_or_panic(self.shared.try_spawn(main, true, origin));
+        let handle = self.shared.try_spawn(main, wait, origin)?;
         if let Some(task) = handle.task_ref() {
             self.tally.track(task);
         }
-        ScopedJoinHandle {
+        Ok(ScopedJoinHandle {
             handle,
             slot,
             scope: PhantomData,
-        }
+        })
     }
 }
 

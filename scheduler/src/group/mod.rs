@@ -42,6 +42,8 @@
 mod core;
 mod errgroup;
 mod results;
+mod scoped;
 
 pub use errgroup::Group;
 pub use results::ResultGroup;
+pub use scoped::ScopedGroup;

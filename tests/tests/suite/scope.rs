@@ -224,3 +224,45 @@ fn a_goroutine_blocked_in_a_scope_shows_as_a_join_in_the_dump() {
         owner.join().unwrap();
     });
 }
+
+#[test]
+fn a_scoped_group_borrows_bounds_its_goroutines_and_stops_at_the_first_error() {
+    watchdog("scoped group", HANG_LIMIT, || {
+        let rt = runtime(2);
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let cancelled_seen = AtomicUsize::new(0);
+        let result = rt.scope(|s| {
+            let (group, ctx) = s.group_with_context(&scheduler::context::Context::background());
+            group.set_limit(Some(4));
+            for i in 0..30_u32 {
+                let (running, peak, cancelled_seen, ctx) =
+                    (&running, &peak, &cancelled_seen, ctx.clone());
+                group.go(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    let outcome = if i == 10 {
+                        Err(format!("task {i} failed"))
+                    } else if i > 10 {
+                        // The first error cancels the context; the later ones see it.
+                        let _ = ctx.done().recv();
+                        cancelled_seen.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    } else {
+                        Ok(())
+                    };
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    outcome
+                });
+            }
+            group.wait()
+        });
+        assert_eq!(result, Err("task 10 failed".to_owned()));
+        assert!(
+            peak.load(Ordering::SeqCst) <= 4,
+            "peak {}",
+            peak.load(Ordering::SeqCst)
+        );
+        assert_eq!(cancelled_seen.load(Ordering::SeqCst), 19);
+    });
+}
