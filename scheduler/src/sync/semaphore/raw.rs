@@ -353,7 +353,8 @@ impl Semaphore {
         // Release: publishes what is left to the lock-free acquirers (pairs with their
         // Acquire CAS). A waiter served above that releases at once finds `WAITERS` still set
         // until this store, and so waits for the lock.
-        self.state.store((available * ONE) | flag, Ordering::Release);
+        self.state
+            .store((available * ONE) | flag, Ordering::Release);
     }
 }
 
