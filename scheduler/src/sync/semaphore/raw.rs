@@ -135,6 +135,7 @@ impl Semaphore {
     /// assert_eq!(sem.available_permits(), 5);
     /// ```
     pub fn available_permits(&self) -> usize {
+        // Relaxed: a snapshot, which orders nothing.
         self.state.load(Ordering::Relaxed) / ONE
     }
 
@@ -181,11 +182,13 @@ impl Semaphore {
 
     /// Permits in existence, available and held (a snapshot).
     pub(super) fn size(&self) -> usize {
+        // Relaxed: see `size`.
         self.size.load(Ordering::Relaxed)
     }
 
     /// `n` held permits are forgotten: the semaphore has `n` fewer.
     pub(super) fn forget(&self, n: usize) {
+        // Relaxed: see `size`; shrinking wakes nobody, so it needs no lock either.
         self.size.fetch_sub(n, Ordering::Relaxed);
     }
 
