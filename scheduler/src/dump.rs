@@ -30,8 +30,7 @@ pub enum WaitReason {
     /// [`Semaphore::acquire`](crate::sync::Semaphore::acquire), or a spawn waiting for room
     /// under [`Builder::max_goroutines`](crate::Builder::max_goroutines).
     Semaphore,
-    /// A [`OnceLock`](crate::sync::OnceLock) or [`Once`](crate::sync::Once) being
-    /// initialised by another caller.
+    /// A [`OnceLock`](crate::sync::OnceLock) being initialised by another caller.
     Once,
     /// [`WaitGroup::wait`](crate::WaitGroup::wait).
     WaitGroup,

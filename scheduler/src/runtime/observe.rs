@@ -51,7 +51,7 @@ impl Runtime {
     }
 
     /// How many times the runtime's monitor found a goroutine that had run for a whole
-    /// [time slice](Builder::time_slice) without suspending, and asked it to yield at its
+    /// [time slice](crate::Builder::time_slice) without suspending, and asked it to yield at its
     /// next [`checkpoint`](crate::checkpoint). A goroutine that never calls `checkpoint` is
     /// counted all the same (once per run between two suspensions), though it keeps its
     /// worker: a count that keeps growing points at a loop that needs checkpoints.

@@ -9,7 +9,7 @@
 //! | [`Mutex`] | `sync.Mutex` | exclusive access; starvation mode after 1 ms |
 //! | [`RwLock`] | `sync.RWMutex` | many readers or one writer, FIFO hand-over |
 //! | [`Condvar`] | `sync.Cond` | wait for a condition under a `Mutex` |
-//! | [`Semaphore`] | `x/sync/semaphore` | bound concurrency, shed load with `try_acquire` |
+//! | [`Semaphore`] | `x/sync/semaphore.Weighted` | bound concurrency, or units of a resource (`acquire_many`); shed load with `try_acquire` |
 //! | [`OnceLock`] | `sync.Once` | one-time initialisation |
 
 mod condvar;
@@ -25,5 +25,5 @@ pub use join_ctx::JoinCtxError;
 pub use mutex::{Mutex, MutexGuard};
 pub use once::OnceLock;
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-pub use semaphore::{Semaphore, SemaphorePermit};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;

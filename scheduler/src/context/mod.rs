@@ -9,11 +9,17 @@
 //! [`Sender::send_ctx`](crate::chan::Sender::send_ctx), [`sleep_ctx`](crate::time::sleep_ctx),
 //! [`WaitGroup::wait_ctx`](crate::WaitGroup::wait_ctx)) and return its error promptly.
 //!
-//! # Dropping a `CancelHandle` cancels
+//! A context also carries values ([`Context::with_value`], under typed [`Key`]s, Go's
+//! `context.WithValue`), which its descendants inherit, and runs functions once it ends
+//! ([`Context::after_func`], Go's `context.AfterFunc`).
+//!
+//! # Dropping the last `CancelHandle` cancels
 //!
 //! In Go, losing a `cancel` function leaks the context until its parent ends. Here the handle
 //! owns the context's life: dropping it cancels the context and releases its place in the
-//! parent, as Rust values release their resources on drop. Keep the handle alive (`let (ctx,
+//! parent, as Rust values release their resources on drop. A handle can be cloned (to give
+//! several owners the power to cancel): [`cancel`](CancelHandle::cancel) through any clone
+//! cancels, and dropping cancels once the last clone is gone. Keep a handle alive (`let (ctx,
 //! _cancel) = ...`) for as long as the context should live; `let (ctx, _) = ...` cancels it at
 //! once.
 //!
@@ -41,25 +47,44 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+mod after_func;
+mod value;
+
+use after_func::AfterFunc;
+pub use after_func::AfterFuncHandle;
+pub use value::Key;
+use value::Values;
+
 pub use crate::chan::error::ContextError;
 use crate::chan::{
     self, Receiver, RecvCtxError, RecvError, RecvOp, SendCtxError, SendError, SendOp, Sender,
 };
+use crate::goroutine::task::Origin;
 use crate::sched::timers::run_at;
 use crate::select::{Mode, select_as};
 use crate::wait::BlockKind;
 use crate::wait::census;
 use crate::wait::timers::TimerAction;
 
-/// A scope of work that can end; cheap to clone (clones share the scope).
+/// A scope of work that can end, and the values it carries; cheap to clone (clones share the
+/// scope).
 #[derive(Clone)]
 pub struct Context {
     node: Arc<Node>,
+    /// The values set on this context and its ancestors, nearest first; shared with them.
+    values: Option<Arc<Values>>,
 }
 
-/// Ends a [`Context`]: by [`cancel`](Self::cancel), or when dropped.
+/// Ends a [`Context`]: by [`cancel`](Self::cancel) through any clone, or when the last clone
+/// is dropped.
 #[must_use = "dropping a CancelHandle cancels its context at once"]
+#[derive(Clone)]
 pub struct CancelHandle {
+    owner: Arc<Owner>,
+}
+
+/// What every clone of a [`CancelHandle`] shares: dropped with the last of them, it cancels.
+struct Owner {
     node: Arc<Node>,
 }
 
@@ -79,6 +104,8 @@ struct NodeState {
     /// Descendants to cancel with this node, by address. Weak: a child lives as long as its
     /// own handles, and removes itself from here when it ends.
     children: HashMap<usize, Weak<Node>>,
+    /// Functions to start when the node ends (`Context::after_func`); taken then.
+    after: Vec<Arc<AfterFunc>>,
 }
 
 impl Node {
@@ -105,15 +132,21 @@ impl Node {
     /// the receivers (no user code runs), and nothing locks a node while holding a channel's
     /// lock, so the nesting cannot deadlock.
     fn cancel(self: &Arc<Node>, err: ContextError) {
-        let children = {
+        let (children, after) = {
             let mut state = self.state.lock();
             if state.err.is_some() {
                 return;
             }
             state.err = Some(err);
             self.done_tx.close();
-            std::mem::take(&mut state.children)
+            (
+                std::mem::take(&mut state.children),
+                std::mem::take(&mut state.after),
+            )
         };
+        for func in after {
+            func.fire();
+        }
         for child in children.into_values().filter_map(|c| c.upgrade()) {
             child.cancel(err);
         }
@@ -158,11 +191,12 @@ impl Context {
         census::note_use();
         Context {
             node: Node::new(None, None),
+            values: None,
         }
     }
 
-    /// A child that ends when `cancel` is called on the handle, the handle is dropped, or this
-    /// context ends (Go's `context.WithCancel`).
+    /// A child that ends when `cancel` is called on the handle (or a clone of it), the last
+    /// clone of the handle is dropped, or this context ends (Go's `context.WithCancel`).
     pub fn with_cancel(&self) -> (Context, CancelHandle) {
         self.child(self.node.deadline)
     }
@@ -204,7 +238,105 @@ impl Context {
         if let Some(err) = parent_err {
             node.cancel(err);
         }
-        (Context { node: node.clone() }, CancelHandle { node })
+        let ctx = Context {
+            node: node.clone(),
+            values: self.values.clone(),
+        };
+        (
+            ctx,
+            CancelHandle {
+                owner: Arc::new(Owner { node }),
+            },
+        )
+    }
+
+    /// A child that carries `value` under `key`, and this context's values and scope: it
+    /// ends when this context ends (Go's `context.WithValue`). A value set under the same key
+    /// here shadows the ancestors' for this context and its descendants.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use scheduler::context::{Context, Key};
+    ///
+    /// static USER: Key<String> = Key::new("user");
+    /// static ATTEMPT: Key<u32> = Key::new("attempt");
+    ///
+    /// let root = Context::background().with_value(&USER, "ana".to_string());
+    /// let (child, _cancel) = root.with_cancel(); // children inherit the values
+    /// let retry = child.with_value(&ATTEMPT, 2);
+    /// assert_eq!(retry.value(&USER).map(String::as_str), Some("ana"));
+    /// assert_eq!(retry.value(&ATTEMPT), Some(&2));
+    /// assert_eq!(root.value(&ATTEMPT), None, "a parent never sees its children's values");
+    /// ```
+    pub fn with_value<T: Send + Sync + 'static>(&self, key: &'static Key<T>, value: T) -> Context {
+        Context {
+            node: self.node.clone(),
+            values: Some(Values::with(self.values.clone(), key, value)),
+        }
+    }
+
+    /// The value set under `key` on this context or its nearest ancestor that has one (Go's
+    /// `ctx.Value(key)`), or `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use scheduler::context::{Context, Key};
+    ///
+    /// static REQUEST_ID: Key<u64> = Key::new("request id");
+    ///
+    /// let ctx = Context::background();
+    /// assert_eq!(ctx.value(&REQUEST_ID), None);
+    /// let ctx = ctx.with_value(&REQUEST_ID, 7);
+    /// let ctx = ctx.with_value(&REQUEST_ID, 8); // shadows the 7
+    /// assert_eq!(ctx.value(&REQUEST_ID), Some(&8));
+    /// ```
+    pub fn value<T: 'static>(&self, key: &'static Key<T>) -> Option<&T> {
+        self.values.as_deref()?.find(key)
+    }
+
+    /// Arranges for `f` to run in a goroutine of its own once this context ends, or at once
+    /// if it has ended (Go's `context.AfterFunc`). Each call registers `f` anew; the returned
+    /// handle's [`stop`](AfterFuncHandle::stop) unregisters it.
+    ///
+    /// The goroutine runs on the runtime of the goroutine that called `after_func`. Called
+    /// outside a runtime, or when that runtime is gone or refuses new goroutines by the time
+    /// the context ends, `f` runs on a thread of its own instead. A context that never ends
+    /// ([`background`](Self::background), or one whose handle is kept for ever) never runs
+    /// `f`, and keeps it until `stop`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use scheduler::context::Context;
+    ///
+    /// let rt = scheduler::Runtime::builder().procs(2).build().unwrap();
+    /// rt.block_on(|| {
+    ///     let (ctx, cancel) = Context::background().with_cancel();
+    ///     let (tx, rx) = scheduler::chan::bounded(1);
+    ///     ctx.after_func(move || tx.send("cleaned up").unwrap());
+    ///     assert!(rx.try_recv().is_err(), "not before the context ends");
+    ///     cancel.cancel();
+    ///     assert_eq!(rx.recv(), Ok("cleaned up"));
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn after_func(&self, f: impl FnOnce() + Send + 'static) -> AfterFuncHandle {
+        let func = AfterFunc::new(Box::new(f), Origin::here());
+        let handle = func.handle(&self.node);
+        // `err` first: it ends a context whose deadline passed before its timer fired.
+        let ended = self.node.err().is_some() || {
+            let mut state = self.node.state.lock();
+            if state.err.is_none() {
+                state.after.push(func.clone());
+            }
+            state.err.is_some()
+        };
+        if ended {
+            func.fire();
+        }
+        handle
     }
 
     /// A receiver that is closed when the context ends: `recv` on it blocks until then, and
@@ -238,13 +370,13 @@ impl CancelHandle {
     /// Ends the context (and its descendants) with [`ContextError::Canceled`], unless it has
     /// ended already. Idempotent.
     pub fn cancel(&self) {
-        self.node.cancel(ContextError::Canceled);
+        self.owner.node.cancel(ContextError::Canceled);
     }
 }
 
-impl Drop for CancelHandle {
+impl Drop for Owner {
     fn drop(&mut self) {
-        self.cancel();
+        self.node.cancel(ContextError::Canceled);
     }
 }
 
@@ -253,6 +385,7 @@ impl fmt::Debug for Context {
         f.debug_struct("Context")
             .field("deadline", &self.deadline())
             .field("err", &self.err())
+            .field("values", &self.values.as_deref().map(Values::names))
             .finish()
     }
 }
