@@ -27,7 +27,7 @@ pub(crate) enum BlockKind {
     Condvar = 4,
     /// `Semaphore::acquire`, and a spawn waiting for room under `max_goroutines`.
     Semaphore = 5,
-    /// `OnceLock` and `Once` waiting for another caller's initialisation.
+    /// `OnceLock` waiting for another caller's initialisation.
     Once = 6,
     /// `WaitGroup::wait`.
     WaitGroup = 7,
