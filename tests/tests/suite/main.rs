@@ -14,6 +14,7 @@ mod channels;
 mod context;
 mod errors;
 mod go_fairness;
+mod goroutine_local;
 mod layers;
 mod lost_wakeup;
 mod metrics;
