@@ -241,3 +241,15 @@ fn two_keys_of_one_type_are_independent() {
     });
     assert_eq!(values, (10, 20, 2, 0));
 }
+
+#[test]
+fn an_initialiser_that_sets_its_own_key_keeps_the_value_it_set() {
+    scheduler::goroutine_local! {
+        static SELF_SET: Cell<u32> = {
+            SELF_SET.set(5); // reaches its own key: this value is made first, and stays
+            Cell::new(1)
+        };
+    }
+    let rt = runtime(1);
+    assert_eq!(rt.block_on(|| SELF_SET.get()), 5);
+}
