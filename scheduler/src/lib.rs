@@ -71,6 +71,7 @@ pub mod context;
 mod dump;
 mod goroutine;
 mod goroutine_builder;
+mod goroutine_local;
 pub mod group;
 mod join_set;
 mod metrics;
@@ -91,6 +92,7 @@ pub use builder::{BuildError, Builder, MAX_PROCS, PROCS_ENV};
 pub use dump::{GoroutineDump, GoroutineInfo, GoroutineState, WaitReason};
 pub use goroutine::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use goroutine_builder::GoroutineBuilder;
+pub use goroutine_local::{AccessError, GoroutineLocalKey};
 pub use join_set::JoinSet;
 pub use metrics::{BlockedGoroutines, Metrics, WorkerMetrics};
 pub use runtime::{Runtime, ShutdownError};
@@ -110,6 +112,7 @@ use sched::spawn_error::spawned_or_panic;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::chan::{RecvOp, SendOp};
+    pub use crate::goroutine_local::GoroutineLocalKey;
     pub use crate::select::{Mode, Selectable, select};
 }
 pub use time::sleep;

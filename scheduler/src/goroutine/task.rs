@@ -12,6 +12,7 @@ use corosensei::{Coroutine, Yielder};
 use super::completion::Completion;
 use super::home::Home;
 use super::join::JoinState;
+use super::locals::Locals;
 use super::stack::GuardedStack;
 use super::state::TaskState;
 use crate::wait::BlockKind;
@@ -124,12 +125,18 @@ pub(crate) struct Header {
     /// the runtime started, modulo 2^32: 49 days). Written by the home worker as it parks the
     /// goroutine. 32 bits, like the registry's fields, keep the header small.
     parked_at: AtomicU32,
+    /// Its goroutine-local values (`crate::GoroutineLocalKey`): a null pointer until the
+    /// first. Touched only on the home thread: by the goroutine's own code, and by its finish,
+    /// which drops them. While a `join` by this goroutine runs another one inline, the slot
+    /// holds that one's values (see [`Locals::run_inline`]).
+    pub(crate) locals: Locals,
 }
 
 // SAFETY: the UnsafeCell fields are touched only on the goroutine's home worker thread (field
-// docs), and a started goroutine never changes thread, so the !Send coroutine and the yielder
-// pointer never cross threads. `shared` is only dereferenced while the runtime is alive (see
-// its doc). Every other field is atomic or immutable.
+// docs), and a started goroutine never changes thread, so the !Send coroutine, the yielder
+// pointer and the goroutine-local values (which need not be Send) never cross threads.
+// `shared` is only dereferenced while the runtime is alive (see its doc). Every other field is
+// atomic or immutable.
 unsafe impl Send for Header {}
 // SAFETY: as for Send: shared access from other threads only reaches the atomic fields.
 unsafe impl Sync for Header {}
@@ -151,6 +158,7 @@ impl Header {
             parked_as: AtomicU8::new(BlockKind::Other as u8),
             wait_site: AtomicPtr::new(std::ptr::null_mut()),
             parked_at: AtomicU32::new(0),
+            locals: Locals::new(),
         }
     }
 

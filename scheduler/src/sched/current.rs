@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::shared::Shared;
 use super::worker::WorkerLocal;
+use crate::goroutine::locals::Locals;
 use crate::goroutine::task::{Handover, Header, Suspend, TaskRef};
 use crate::wait::lock::RawLock;
 use crate::wait::{BlockKind, Site};
@@ -206,6 +207,20 @@ pub(crate) fn yield_current() -> bool {
 /// The header of the goroutine running on this thread.
 pub(crate) fn running_header() -> *const Header {
     running_header_or_null().expect("scheduler: internal error: suspend outside a goroutine")
+}
+
+/// The goroutine-local values of the code running here: the running goroutine's, or, while a
+/// `join` of it runs another goroutine inline, that one's ([`Locals::run_inline`]). `None`
+/// outside a goroutine.
+///
+/// The pointer is valid while the calling code runs (it points into the header of the
+/// goroutine whose stack this is, which outlives every frame on it), and the slot may be
+/// touched on this thread only.
+#[inline]
+pub(crate) fn running_locals() -> Option<*const Locals> {
+    // SAFETY: the header of the goroutine running right here, whose TaskRef the worker holds
+    // for the whole resume; the place is only projected, not read.
+    running_header_or_null().map(|header| unsafe { &raw const (*header).locals })
 }
 
 /// The header of the goroutine running on this thread, if one runs.

@@ -110,8 +110,25 @@ impl<T> JoinHandle<T> {
             let dequeued = worker.take_newest_if(task);
             if header.home.claim(Owner::Inline) {
                 worker.count_inline(true);
-                // The inline goroutine may park: we stay on this thread, with this worker.
-                self.task.run_inline(&|| worker.count_finished_now(header));
+                let joiner = worker
+                    .current_header()
+                    .expect("can_run_inline saw a goroutine");
+                // SAFETY: the header of the goroutine running right here, the joiner, which
+                // outlives this call on its stack (its coroutine owns a reference to it).
+                let locals = unsafe { &(*joiner).locals };
+                // The inline goroutine may park: we stay on this thread, with this worker. It
+                // has goroutine-local values of its own, in the joiner's slot meanwhile, and
+                // drops them as it finishes, before its result is published.
+                // SAFETY: the joiner's own slot, on its thread, by the joiner; the inline
+                // goroutine's values are destroyed once its closure has returned.
+                unsafe {
+                    locals.run_inline(|| {
+                        self.task.run_inline(&|| {
+                            locals.destroy();
+                            worker.count_finished_now(header);
+                        });
+                    });
+                }
                 worker.count_inline(false);
                 worker.drop_stale_newest();
             } else {

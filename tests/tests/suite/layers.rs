@@ -8,7 +8,7 @@
 //! | 1 | `goroutine/` | one goroutine: task, stack, overflow, completion |
 //! | 2 | `sched/` | workers, queues, idle, monitor, spares, deadlock, admission, blocking pool |
 //! | 3-8 | `select/`, `chan/`, `context`, `net/`, `time/`, `sync/` | the primitives, in that order |
-//! | 9-19 | `metrics`, `dump`, `trace/`, `sigquit`, `builder`, `runtime`, `goroutine_builder`, `scope`, `join_set`, `group/`, `lib` | the face |
+//! | 9-20 | `metrics`, `dump`, `trace/`, `sigquit`, `builder`, `runtime`, `goroutine_builder`, `goroutine_local`, `scope`, `join_set`, `group/`, `lib` | the face |
 //!
 //! An import is any `crate::NAME` path in code: `use` lines (grouped ones too) and paths
 //! written inline. Comments (doc links included) and a file's `#[cfg(test)] mod tests` are not
@@ -38,6 +38,7 @@ const LAYERS: &[&str] = &[
     "builder",
     "runtime",
     "goroutine_builder",
+    "goroutine_local",
     "scope",
     "join_set",
     "group",

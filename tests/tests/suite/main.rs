@@ -17,6 +17,7 @@ mod context_values;
 mod errgroup;
 mod errors;
 mod go_fairness;
+mod goroutine_local;
 mod join_bounded;
 mod join_set;
 mod layers;

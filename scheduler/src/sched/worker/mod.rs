@@ -591,8 +591,8 @@ pub(crate) fn thread_main(index: usize, shared: Arc<Shared>, local: Worker<TaskR
     }
 }
 
-/// Counts the goroutine that finishes on this thread's worker (`Runnable::run`'s `finished`),
-/// for a goroutine's body, which cannot borrow its worker across its suspensions.
+/// Drops the goroutine-local values of the goroutine finishing here and counts it out
+/// (`Runnable::run`'s `finished`): its body cannot borrow its worker across its suspensions.
 fn count_finished_here() {
     current::with_worker(|worker| {
         let worker = worker
@@ -602,6 +602,10 @@ fn count_finished_here() {
             .expect("scheduler: internal error: a goroutine finished outside its resume");
         // SAFETY: the header of the goroutine running right here, whose TaskRef the worker
         // holds for the whole resume.
-        worker.count_finished(unsafe { &*header });
+        let header = unsafe { &*header };
+        // SAFETY: its own slot, on its home thread, after its closure returned: the values go
+        // on its stack while it still counts as live, before its joiner is released.
+        unsafe { header.locals.destroy() };
+        worker.count_finished(header);
     });
 }
