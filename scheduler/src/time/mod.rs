@@ -2,7 +2,8 @@
 //!
 //! [`sleep`] and [`sleep_until`] park a goroutine (or block a plain thread) until a deadline;
 //! [`sleep_ctx`] also returns when a context ends. [`after`] and [`tick`] deliver the time on a
-//! channel, for use in [`select!`](crate::select!).
+//! channel, for use in [`select!`](crate::select!). [`Timer`] is `after` with a handle that stops
+//! it and sets it again (Go's `time.NewTimer`).
 //!
 //! # Accuracy
 //!
@@ -13,8 +14,11 @@
 //! timers of its worker until it does (or reaches a [`checkpoint`](crate::checkpoint) after
 //! its time slice).
 
+mod arming;
 mod channels;
 mod sleep;
+mod timer;
 
 pub use channels::{after, tick};
 pub use sleep::{sleep, sleep_ctx, sleep_until};
+pub use timer::Timer;
