@@ -2,8 +2,8 @@
 //!
 //! [`sleep`] and [`sleep_until`] park a goroutine (or block a plain thread) until a deadline;
 //! [`sleep_ctx`] also returns when a context ends. [`after`] and [`tick`] deliver the time on a
-//! channel, for use in [`select!`](crate::select!). [`Timer`] is `after` with a handle that stops
-//! it and sets it again (Go's `time.NewTimer`).
+//! channel, for use in [`select!`](crate::select!). [`Timer`] and [`Ticker`] are the same with
+//! a handle that stops them and sets them again (Go's `time.NewTimer` and `time.NewTicker`).
 //!
 //! # Accuracy
 //!
@@ -17,8 +17,10 @@
 mod arming;
 mod channels;
 mod sleep;
+mod ticker;
 mod timer;
 
 pub use channels::{after, tick};
 pub use sleep::{sleep, sleep_ctx, sleep_until};
+pub use ticker::Ticker;
 pub use timer::Timer;
