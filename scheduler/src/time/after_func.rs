@@ -55,7 +55,14 @@ where
     F: Fn() + Send + Sync + 'static,
 {
     let site = Location::caller();
-    let runtime = current::with_shared("time::after_func", Arc::downgrade);
+    let runtime = current::with_worker(|worker| worker.map(|w| Arc::downgrade(w.shared())));
+    // Raised here, not in a closure, so that it names the caller's line.
+    let Some(runtime) = runtime else {
+        panic!(
+            "scheduler: time::after_func called outside a runtime; call it inside a \
+             goroutine, or use Runtime::after_func"
+        );
+    };
     AfterFunc::start(runtime, duration, Box::new(f), site)
 }
 
