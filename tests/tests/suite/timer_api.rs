@@ -412,9 +412,44 @@ fn after_func_outside_a_runtime_panics_at_the_call() {
     assert!(file.ends_with("timer_api.rs"), "panicked at {file}:{at}");
     assert_eq!(at, line, "{message}");
     assert!(
-        message.contains("time::after_func called outside a runtime"),
+        message.contains("time::after_func called outside a runtime")
+            && message.contains("Runtime::after_func"),
         "{message}"
     );
+}
+
+#[test]
+fn after_func_at_max_goroutines_waits_for_room_instead_of_dropping_f() {
+    watchdog("after_func at capacity", HANG_LIMIT, || {
+        let rt = scheduler::Runtime::builder()
+            .procs(1)
+            .max_goroutines(2)
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            // The main goroutine and this one fill the runtime.
+            let (release_tx, release_rx) = chan::bounded::<()>(0);
+            let holder = scheduler::spawn(move || release_rx.recv().unwrap());
+            let (tx, rx) = chan::unbounded();
+            let timer = time::after_func(Duration::from_millis(1), move || tx.send(()).unwrap());
+            assert_eq!(
+                rx.recv_timeout(QUIET),
+                Err(RecvTimeoutError::Timeout),
+                "f ran beyond max_goroutines"
+            );
+            assert!(
+                !timer.stop(),
+                "the timer had fired; its goroutine waits for room"
+            );
+            release_tx.send(()).unwrap();
+            holder.join().unwrap();
+            assert_eq!(
+                rx.recv_timeout(PROMPT_LIMIT),
+                Ok(()),
+                "f was dropped at max_goroutines"
+            );
+        });
+    });
 }
 
 // ---------------------------------------------------------------------------------------
