@@ -309,7 +309,7 @@ impl Runtime {
     }
 
     /// Runs `f` in a new goroutine of this runtime once `duration` has passed, from anywhere:
-    /// Go's `time.AfterFunc`. The same as [`time::after_func`](crate::time::after_func) (which
+    /// Go's `time.AfterFunc`. The same as [`time::after_func`](fn@crate::time::after_func) (which
     /// uses the runtime of the calling goroutine); from a plain thread the timer runs on the
     /// process-wide timer thread.
     ///

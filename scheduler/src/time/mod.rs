@@ -4,7 +4,8 @@
 //! [`sleep_ctx`] also returns when a context ends. [`after`] and [`tick`] deliver the time on a
 //! channel, for use in [`select!`](crate::select!). [`Timer`] and [`Ticker`] are the same with
 //! a handle that stops them and sets them again (Go's `time.NewTimer` and `time.NewTicker`),
-//! and [`after_func`] runs a function in a new goroutine after a time (Go's `time.AfterFunc`).
+//! and [`after_func`](fn@after_func) runs a function in a new goroutine after a time (Go's
+//! `time.AfterFunc`).
 //!
 //! # Accuracy
 //!
