@@ -32,6 +32,7 @@ use crate::sched::shared::{Phase, Shared};
 use crate::sched::spawn_error::{SpawnError, spawned_or_panic};
 use crate::sched::worker;
 use crate::sigquit;
+use crate::time::{self, AfterFunc};
 use crate::wait::census;
 
 /// A pool of worker threads ("procs") running goroutines: Go's runtime, as a value.
@@ -345,6 +346,35 @@ impl Runtime {
     {
         census::note_use();
         blocking::spawn(&self.shared, f)
+    }
+
+    /// Runs `f` in a new goroutine of this runtime once `duration` has passed, from anywhere:
+    /// Go's `time.AfterFunc`. The same as [`time::after_func`](fn@crate::time::after_func) (which
+    /// uses the runtime of the calling goroutine); from a plain thread the timer runs on the
+    /// process-wide timer thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use scheduler::chan;
+    ///
+    /// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+    /// let (tx, rx) = chan::bounded(1);
+    /// let timer = rt.after_func(Duration::from_millis(1), move || {
+    ///     assert!(scheduler::in_goroutine());
+    ///     tx.send(42).unwrap();
+    /// });
+    /// assert_eq!(rx.recv(), Ok(42)); // this thread blocks; the goroutine sends
+    /// assert!(!timer.stop(), "it had fired");
+    /// ```
+    #[track_caller]
+    pub fn after_func<F>(&self, duration: Duration, f: F) -> AfterFunc
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        census::note_use();
+        time::after_func_on(&self.shared, duration, f, Location::caller())
     }
 
     /// The number of worker threads.

@@ -32,15 +32,32 @@ use crate::wait::timers::TimerAction;
 pub fn after(duration: Duration) -> Receiver<Instant> {
     let (tx, rx) = chan::never_closing(1);
     if let Some(deadline) = Instant::now().checked_add(duration) {
-        run_at(deadline, Ticker { tx, period: None });
+        run_at(deadline, SendTime { tx, period: None });
     }
     rx
 }
 
-/// A receiver that gets the time every `period` (Go's `time.Tick`).
+/// A receiver that gets the time every `period` (Go's `time.Tick`); [`Ticker`](super::Ticker)
+/// is the same with a handle to stop it or change its period.
 ///
-/// Its buffer holds one tick; a slow receiver misses ticks rather than piling them up, and
-/// missed periods are skipped, not made up. The ticker stops when every receiver is dropped.
+/// Ticks are due at whole multiples of `period` from now. The buffer holds one tick: a tick
+/// that finds the previous one unreceived is dropped, and ticks the timer fired too late for
+/// are skipped, not made up. So a receiver that falls behind by many periods finds exactly
+/// one tick waiting, the oldest (stamped when it was sent), then the next at the next
+/// multiple of the period. The ticker stops when every receiver is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = scheduler::Runtime::builder().procs(1).build().unwrap();
+/// rt.block_on(|| {
+///     let tick = scheduler::time::tick(Duration::from_millis(1));
+///     let (a, b) = (tick.recv().unwrap(), tick.recv().unwrap());
+///     assert!(b > a);
+/// });
+/// ```
 ///
 /// # Panics
 ///
@@ -52,7 +69,7 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
     if let Some(first) = Instant::now().checked_add(period) {
         run_at(
             first,
-            Ticker {
+            SendTime {
                 tx,
                 period: Some((first, period)),
             },
@@ -62,12 +79,12 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
 }
 
 /// Sends the time once (`after`), or every period (`tick`: the due time and the period).
-struct Ticker {
+struct SendTime {
     tx: Sender<Instant>,
     period: Option<(Instant, Duration)>,
 }
 
-impl TimerAction for Ticker {
+impl TimerAction for SendTime {
     fn fire(self: Box<Self>) {
         let now = Instant::now();
         if let Err(TrySendError::Disconnected(_)) = self.tx.try_send(now) {
@@ -77,7 +94,7 @@ impl TimerAction for Ticker {
             let next = next_tick(due, period, now);
             run_at(
                 next,
-                Ticker {
+                SendTime {
                     tx: self.tx,
                     period: Some((next, period)),
                 },
@@ -95,7 +112,7 @@ impl TimerAction for Ticker {
 /// that was due at `due`: the ticks missed in between are dropped, as Go's ticker drops them,
 /// and finding the next one takes constant time however many were missed (a period of a
 /// nanosecond misses millions between two firings).
-fn next_tick(due: Instant, period: Duration, now: Instant) -> Instant {
+pub(super) fn next_tick(due: Instant, period: Duration, now: Instant) -> Instant {
     let late = now.saturating_duration_since(due);
     let period_ns = period.as_nanos();
     // Whole periods from `due` to the first tick after `now`; at least one.

@@ -2,7 +2,10 @@
 //!
 //! [`sleep`] and [`sleep_until`] park a goroutine (or block a plain thread) until a deadline;
 //! [`sleep_ctx`] also returns when a context ends. [`after`] and [`tick`] deliver the time on a
-//! channel, for use in [`select!`](crate::select!).
+//! channel, for use in [`select!`](crate::select!). [`Timer`] and [`Ticker`] are the same with
+//! a handle that stops them and sets them again (Go's `time.NewTimer` and `time.NewTicker`),
+//! and [`after_func`](fn@after_func) runs a function in a new goroutine after a time (Go's
+//! `time.AfterFunc`).
 //!
 //! # Accuracy
 //!
@@ -13,8 +16,16 @@
 //! timers of its worker until it does (or reaches a [`checkpoint`](crate::checkpoint) after
 //! its time slice).
 
+mod after_func;
+mod arming;
 mod channels;
 mod sleep;
+mod ticker;
+mod timer;
 
+pub(crate) use after_func::after_func_on;
+pub use after_func::{AfterFunc, after_func};
 pub use channels::{after, tick};
 pub use sleep::{sleep, sleep_ctx, sleep_until};
+pub use ticker::Ticker;
+pub use timer::Timer;

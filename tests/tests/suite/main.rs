@@ -40,6 +40,7 @@ mod shutdown_from_own_goroutine;
 mod spawn_join;
 mod stealing;
 mod sync_primitives;
+mod timer_api;
 mod timers;
 mod trace;
 mod wait_group;
