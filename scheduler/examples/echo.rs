@@ -113,34 +113,18 @@ fn echo(mut conn: TcpStream) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[path = "common/within_limit.rs"]
+mod limit;
+
+#[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
-    use std::sync::mpsc;
     use std::thread;
     use std::time::Duration;
 
     use super::*;
 
-    /// The longest a test may take; a hang fails it instead of hanging the run.
-    const TEST_LIMIT: Duration = Duration::from_secs(30);
-
-    /// Runs `f` on a thread of its own and fails if it takes longer than [`TEST_LIMIT`].
-    fn within_limit(f: impl FnOnce() + Send + 'static) {
-        let (done_tx, done_rx) = mpsc::channel();
-        let body = thread::spawn(move || {
-            f();
-            let _ = done_tx.send(());
-        });
-        match done_rx.recv_timeout(TEST_LIMIT) {
-            // `f` returned, or panicked (the sender is dropped): join says which.
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                if let Err(panic) = body.join() {
-                    std::panic::resume_unwind(panic);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test hung for {TEST_LIMIT:?}"),
-        }
-    }
+    use super::limit::within_limit;
 
     #[test]
     fn several_clients_get_their_bytes_back() {

@@ -8,32 +8,15 @@ use std::sync::mpsc;
 
 use super::*;
 
-/// The longest an in-process test may take; a hang fails it instead of hanging the run.
-const TEST_LIMIT: Duration = Duration::from_secs(30);
+#[path = "../common/within_limit.rs"]
+mod limit;
+use limit::within_limit;
 /// Client sockets' read and write time-outs: a server that never answers fails the test.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a child server may take to start, or to exit after its signal.
 const CHILD_LIMIT: Duration = Duration::from_secs(20);
 /// Set to the flags of the server that [`child_server`] runs; unset in a normal run.
 const CHILD_ENV: &str = "SCHEDULER_HTTP_EXAMPLE_CHILD_ARGS";
-
-/// Runs `f` on a thread of its own and fails if it takes longer than [`TEST_LIMIT`].
-fn within_limit(f: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = mpsc::channel();
-    let body = thread::spawn(move || {
-        f();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(TEST_LIMIT) {
-        // `f` returned, or panicked (the sender is dropped): join says which.
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = body.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test hung for {TEST_LIMIT:?}"),
-    }
-}
 
 fn config() -> Config {
     Config::new(&Args::parse_from(["http"]))

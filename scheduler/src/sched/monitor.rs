@@ -369,6 +369,13 @@ pub(crate) fn run(shared: Arc<Shared>) {
     while monitor.pause(&shared) {
         let now = Instant::now();
         shared.clock.refresh();
+        // A spare that retired drains its shard of the registry no more: goroutines it
+        // spawned that finish elsewhere would wait there until the slot's next spare.
+        for (index, remote) in shared.remotes.iter().enumerate().skip(shared.procs) {
+            if !remote.is_occupied() {
+                shared.registry.drain(index);
+            }
+        }
         let mut blocked = 0;
         let slots = shared.steal_slots();
         for (index, (remote, seen)) in shared.remotes[..slots].iter().zip(&mut seen).enumerate() {

@@ -25,7 +25,8 @@
 //!   removes what came back, under its own lock, every [`BATCH`] spawns, before it sleeps,
 //!   when it runs out of work of its own, and when it exits ([`Registry::drain`]), and drops
 //!   the references there, so that the goroutines' memory is freed on the thread that
-//!   allocated it. Meanwhile the readers skip them: their state is `DONE`. Goroutines spawned
+//!   allocated it (the monitor drains the shards of spare slots that no spare occupies).
+//!   Meanwhile the readers skip them: their state is `DONE`. Goroutines spawned
 //!   from outside have no worker to drain their shard: they are removed at once.
 //! * A goroutine dropped unstarted (a forced shutdown) or run inline by a joiner (rare paths)
 //!   is removed at once, from whichever thread.
@@ -138,7 +139,8 @@ impl Registry {
 
     /// Removes the goroutines handed back to shard `shard`, and drops the references once the
     /// lock is released (dropping the last one runs the result's destructor, user code).
-    /// Called by the shard's own worker.
+    /// Called by the shard's own worker, and by the monitor for a vacant spare slot's shard
+    /// (two drains at once are safe: the queue is multi-consumer, the removal under the lock).
     pub(crate) fn drain(&self, shard: usize) {
         let padded = &self.shards[shard];
         if padded.returned.is_empty() {

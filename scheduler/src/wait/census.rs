@@ -135,8 +135,21 @@ pub(crate) fn epoch() -> u64 {
     EPOCH.load(Ordering::SeqCst)
 }
 
-/// The calling thread's kernel thread id (0 under Miri: see `mask_marker`).
+/// The calling thread's kernel thread id (0 under Miri: see `mask_marker`), asked of the
+/// kernel once per thread: a plain thread registers itself at every wait with no deadline.
 pub(crate) fn gettid() -> Tid {
+    thread_local! {
+        static TID: Cell<Tid> = const { Cell::new(0) };
+    }
+    TID.with(|tid| {
+        if tid.get() == 0 {
+            tid.set(ask_tid());
+        }
+        tid.get()
+    })
+}
+
+fn ask_tid() -> Tid {
     #[cfg(miri)]
     return 0;
     // SAFETY: `gettid` has no preconditions.

@@ -264,6 +264,7 @@ impl Semaphore {
     /// The lock-free path: `Some(true)` if it took `n` permits, `Some(false)` if nobody is
     /// queued but too few are free, `None` if somebody may be queued (ask under the lock).
     fn take_uncontended(&self, n: usize) -> Option<bool> {
+        // Relaxed: only a guess for the CAS below, which reads the real value.
         let mut state = self.state.load(Ordering::Relaxed);
         while state & WAITERS == 0 {
             if state / ONE < n {
@@ -290,6 +291,7 @@ impl Semaphore {
         if n == 0 {
             return;
         }
+        // Relaxed: only a guess for the CAS below, which reads the real value.
         let mut state = self.state.load(Ordering::Relaxed);
         while state & WAITERS == 0 {
             // Release: our section happens-before the next holder's (pairs with the Acquire
@@ -322,6 +324,7 @@ impl Semaphore {
     fn settle(&self, queue: &mut Queue, returned: usize) {
         if queue.entries.is_empty() {
             // The flag may be clear, and then the lock-free paths run beside us: CAS.
+            // Relaxed: only a guess for the CAS below, which reads the real value.
             let mut state = self.state.load(Ordering::Relaxed);
             loop {
                 let next = (state & !WAITERS) + returned * ONE;
@@ -397,6 +400,7 @@ impl Selectable for AcquireOp<'_> {
                 return false; // first come, first served
             }
         }
+        // Relaxed: only a guess for the CAS below, which reads the real value.
         let mut state = self.sem.state.load(Ordering::Relaxed);
         loop {
             let (next, took) = if state / ONE >= self.permits {
