@@ -8,5 +8,6 @@ pub(crate) mod join;
 pub(crate) mod locals;
 pub(crate) mod overflow;
 pub(crate) mod stack;
+pub(crate) mod stack_memory;
 pub(crate) mod state;
 pub(crate) mod task;

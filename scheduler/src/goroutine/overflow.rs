@@ -38,7 +38,7 @@ use std::io;
 use std::ptr;
 use std::sync::{Once, OnceLock};
 
-use super::stack::{map_stack_memory, page_size};
+use super::stack_memory::{map_stack_memory, page_size};
 
 /// How far below a goroutine's guard page a fault still counts as its overflow: room for the
 /// frames of code built without stack probes, which can jump over the guard page (module doc).

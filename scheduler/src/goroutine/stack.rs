@@ -10,12 +10,15 @@
 //! `mprotect`, with the old limit. A goroutine that has not started owns no stack at all.
 
 use std::io;
-use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use corosensei::stack::{Stack, StackPointer};
 use parking_lot::Mutex;
+
+use super::stack_memory::{
+    guards_split_mappings, install_guard, install_guards, map_stack_memory, page_size,
+    release_memory,
+};
 
 /// Default usable stack size of a goroutine: 256 KiB.
 ///
@@ -38,83 +41,15 @@ pub const MAX_STACK_SIZE: usize = 1 << 30;
 /// Stacks mapped together as one region.
 const CHUNK_STACKS: usize = 64;
 
-/// How many released stacks a worker keeps before handing them back to the arena.
+/// How many released stacks a worker keeps before handing some back to the arena.
 const POOL_CAPACITY: usize = 256;
 
-/// How many handed-back stacks the arena keeps with their memory resident. Beyond that their
-/// memory is released with `MADV_DONTNEED`, which costs a syscall and TLB shootdowns on every
-/// core that ran the process, so a burst of finished goroutines does not pay it per stack.
+/// How many stacks a worker takes from the arena, or hands back to it, under one lock.
+const POOL_BATCH: usize = 32;
+
+/// How many handed-back stacks the arena keeps with their memory resident for good. The
+/// rest keep theirs until [`StackArena::trim`] finds them unused for a whole trim period.
 const WARM_STACKS: usize = 1024;
-
-/// `madvise` advice that installs guard markers (Linux 6.13+; not yet in every libc crate).
-const MADV_GUARD_INSTALL: libc::c_int = 102;
-
-pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always supported on Linux.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).expect("scheduler: sysconf(_SC_PAGESIZE) failed")
-}
-
-/// How guard pages are made on this kernel, found out on first use. Relaxed throughout: it
-/// is a hint that protects no data; a thread that reads a stale value just tries `madvise`
-/// once more.
-static GUARD_MODE: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
-const GUARD_UNKNOWN: u8 = 0;
-const GUARD_MADVISE: u8 = 1;
-const GUARD_MPROTECT: u8 = 2;
-
-/// Makes `[addr, addr + page)` inaccessible.
-///
-/// # Safety
-/// The page lies inside a mapping owned by the caller, and nothing uses it.
-unsafe fn install_guard(addr: usize, page: usize) -> io::Result<()> {
-    let ptr = addr as *mut libc::c_void;
-    if GUARD_MODE.load(Ordering::Relaxed) != GUARD_MPROTECT {
-        // SAFETY: the page belongs to the caller's mapping (contract).
-        if unsafe { libc::madvise(ptr, page, MADV_GUARD_INSTALL) } == 0 {
-            GUARD_MODE.store(GUARD_MADVISE, Ordering::Relaxed);
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINVAL) {
-            return Err(err);
-        }
-        // The kernel does not know the advice: use mprotect from now on.
-        GUARD_MODE.store(GUARD_MPROTECT, Ordering::Relaxed);
-    }
-    // SAFETY: as above.
-    if unsafe { libc::mprotect(ptr, page, libc::PROT_NONE) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Maps `len` bytes of fresh read-write memory for stacks and returns its address: private,
-/// anonymous, and `MAP_NORESERVE`, so untouched pages do not count against the commit limit.
-pub(crate) fn map_stack_memory(len: usize) -> io::Result<usize> {
-    // SAFETY: an anonymous private mapping at an address the kernel chooses aliases no
-    // existing memory.
-    let addr = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(addr as usize)
-}
-
-/// Whether guard pages split mappings on this kernel (the mprotect fallback), so that the
-/// mapping limit (`vm.max_map_count`) bounds how many stacks can exist.
-pub(crate) fn guards_split_mappings() -> bool {
-    GUARD_MODE.load(Ordering::Relaxed) == GUARD_MPROTECT
-}
 
 /// A goroutine stack: `[limit, top)` is read-write, and the page just below `limit` is a
 /// guard. Owned by whoever holds this value; the memory belongs to a [`StackArena`], which
@@ -160,9 +95,13 @@ struct ArenaInner {
     /// and whether their guard pages are installed already (with `mprotect` they are, at
     /// mapping time; `MADV_GUARD_INSTALL` guards are installed as each stack is carved).
     unused: Vec<Unused>,
-    /// Stacks handed back by workers whose pools were full, with their memory resident.
+    /// Stacks handed back by workers, with whatever memory their goroutines touched still
+    /// resident; the most recently handed back last, taken first.
     warm: Vec<GuardedStack>,
-    /// The same, beyond `WARM_STACKS`, with their memory released.
+    /// The fewest stacks `warm` held since the last trim: the oldest that many were not needed
+    /// in the whole period.
+    low_water: usize,
+    /// Stacks whose memory was released.
     cold: Vec<GuardedStack>,
     /// Stack slots mapped: `CHUNK_STACKS` per region.
     capacity: usize,
@@ -189,6 +128,7 @@ impl StackArena {
                 regions: Vec::new(),
                 unused: Vec::new(),
                 warm: Vec::new(),
+                low_water: 0,
                 cold: Vec::new(),
                 capacity: 0,
                 reserved: 0,
@@ -224,40 +164,69 @@ impl StackArena {
         inner.reserved -= n;
     }
 
-    /// A stack: a returned one if any, else carved from a region, else from a new region.
-    /// Fails only if no stack is free here and no region can be mapped: the free stacks that
-    /// the promises guarantee are then in the workers' pools.
+    /// One stack (see [`take_batch`](Self::take_batch)).
+    #[cfg(test)]
     pub(crate) fn take(&self) -> io::Result<GuardedStack> {
-        let mut inner = self.inner.lock();
-        if let Some(stack) = inner.warm.pop().or_else(|| inner.cold.pop()) {
-            return Ok(stack);
-        }
-        if inner.unused.is_empty() {
-            self.map_region(&mut inner)?;
-        }
-        let unused = inner.unused.pop().expect("a region with stacks left");
-        let start = unused.next;
-        if unused.left > 1 {
-            inner.unused.push(Unused {
-                next: start + self.slot(),
-                left: unused.left - 1,
-                ..unused
-            });
-        }
-        if !unused.guarded {
-            // SAFETY: the page is the lowest of a slot of a region of ours that no stack was
-            // carved from yet, so nothing uses it.
-            if let Err(err) = unsafe { install_guard(start, self.page) } {
-                // Guard markers cost only page-table memory; with none left the process could
-                // not run a goroutine anyway. Never hand out a stack without its guard.
-                eprintln!("scheduler: cannot install a goroutine stack's guard page: {err}");
-                std::process::abort();
+        let mut one = Vec::new();
+        self.take_batch(&mut one, 1)?;
+        Ok(one.pop().expect("take_batch gives at least one stack"))
+    }
+
+    /// Adds between one and `want` stacks to `out`: handed-back ones with resident memory if
+    /// any, else released ones, else fresh ones carved from one region (mapping a new region
+    /// if none has slots left). Fails only if no stack is free here and no region can be
+    /// mapped: the free stacks that the promises guarantee are then in the workers' pools.
+    pub(crate) fn take_batch(&self, out: &mut Vec<GuardedStack>, want: usize) -> io::Result<()> {
+        let mut guards = Vec::new();
+        let carved = out.len();
+        {
+            let mut inner = self.inner.lock();
+            let inner = &mut *inner;
+            let from = if inner.warm.is_empty() {
+                &mut inner.cold
+            } else {
+                &mut inner.warm
+            };
+            if !from.is_empty() {
+                out.extend(from.drain(from.len().saturating_sub(want)..));
+                inner.low_water = inner.low_water.min(inner.warm.len());
+                return Ok(());
+            }
+            if inner.unused.is_empty() {
+                self.map_region(inner)?;
+            }
+            let unused = inner.unused.pop().expect("a region with stacks left");
+            let count = unused.left.min(want);
+            if unused.left > count {
+                inner.unused.push(Unused {
+                    next: unused.next + count * self.slot(),
+                    left: unused.left - count,
+                    ..unused
+                });
+            }
+            for i in 0..count {
+                let start = unused.next + i * self.slot();
+                if !unused.guarded {
+                    guards.push(start);
+                }
+                out.push(GuardedStack {
+                    limit: start + self.page,
+                    top: start + self.slot(),
+                });
             }
         }
-        Ok(GuardedStack {
-            limit: start + self.page,
-            top: start + self.slot(),
-        })
+        // Outside the lock: the stacks are out of the arena, and only `out`'s owner, which
+        // hands none out before this returns, knows them.
+        // SAFETY: each page is the lowest of a slot of a region of ours that no stack was
+        // carved from before, so nothing uses it.
+        if let Err(err) = unsafe { install_guards(&guards, self.page) } {
+            // Guard markers cost only page-table memory; with none left the process could not
+            // run a goroutine anyway. Never hand out a stack without its guard.
+            eprintln!("scheduler: cannot install a goroutine stack's guard page: {err}");
+            std::process::abort();
+        }
+        debug_assert!(out.len() > carved);
+        Ok(())
     }
 
     /// Maps a region for `CHUNK_STACKS` stacks, guards each, and adds them to the unused ones.
@@ -290,24 +259,45 @@ impl StackArena {
         Ok(())
     }
 
-    /// Takes back a stack a worker does not keep. The first [`WARM_STACKS`] keep their memory;
-    /// the rest release it to the OS (the address range stays reserved for reuse).
-    fn give_back(&self, stack: GuardedStack) {
-        let mut inner = self.inner.lock();
-        if inner.warm.len() < WARM_STACKS {
-            inner.warm.push(stack);
-            return;
+    /// Takes back stacks a worker does not keep. No system call: their memory stays resident
+    /// until a [`trim`](Self::trim) finds them unused for a whole period.
+    fn give_back(&self, stacks: impl Iterator<Item = GuardedStack>) {
+        self.inner.lock().warm.extend(stacks);
+    }
+
+    /// Whether stacks beyond the [`WARM_STACKS`] kept for good hold resident memory, which
+    /// trims will release.
+    pub(crate) fn has_surplus(&self) -> bool {
+        self.inner.lock().warm.len() > WARM_STACKS
+    }
+
+    /// Releases the memory of the handed-back stacks that were not needed since the previous
+    /// trim (beyond the [`WARM_STACKS`] kept), in as few system calls as their addresses
+    /// allow, off the arena's lock. Called periodically by the runtime's monitor thread, as
+    /// Go's scavenger returns unused heap memory in the background: a goroutine that finishes
+    /// pays no system call, and a burst of goroutines that finish together releases their
+    /// stacks a region at a time rather than one stack at a time. Returns how many stacks
+    /// were released.
+    pub(crate) fn trim(&self) -> usize {
+        let surplus = {
+            let mut inner = self.inner.lock();
+            let excess = inner.low_water.saturating_sub(WARM_STACKS);
+            // The oldest `excess` stacks, at the bottom of `warm`, were there all period.
+            let keep = inner.warm.split_off(excess);
+            inner.low_water = keep.len();
+            std::mem::replace(&mut inner.warm, keep)
+        };
+        if surplus.is_empty() {
+            return 0;
         }
-        // SAFETY: the range is the stack's own usable memory, no goroutine runs on it (it was
-        // handed back), and MADV_DONTNEED on private anonymous memory just zero-fills it.
-        unsafe {
-            libc::madvise(
-                stack.limit as *mut libc::c_void,
-                stack.top - stack.limit,
-                libc::MADV_DONTNEED,
-            );
-        }
-        inner.cold.push(stack);
+        let mut ranges: Vec<(usize, usize)> = surplus.iter().map(|s| (s.limit, s.top)).collect();
+        // SAFETY: the ranges are the usable memory of stacks out of every list, which no
+        // goroutine runs on (they were handed back) and nobody else can reach; adjacent slots
+        // are one guard page apart.
+        unsafe { release_memory(&mut ranges, self.page) };
+        let released = surplus.len();
+        self.inner.lock().cold.extend(surplus);
+        released
     }
 }
 
@@ -335,27 +325,29 @@ impl StackPool {
         }
     }
 
-    /// A stack for a goroutine that is about to start: a recycled one when there is one.
+    /// A stack for a goroutine that is about to start: a recycled one when there is one, else
+    /// a batch from the arena.
     pub(crate) fn take(&mut self) -> io::Result<GuardedStack> {
-        match self.free.pop() {
-            Some(stack) => Ok(stack),
-            None => self.arena.take(),
+        if self.free.is_empty() {
+            self.arena.take_batch(&mut self.free, POOL_BATCH)?;
         }
+        Ok(self
+            .free
+            .pop()
+            .expect("take_batch gives at least one stack"))
     }
 
     /// Hands every cached stack back to the arena.
     pub(crate) fn flush(&mut self) {
-        for stack in self.free.drain(..) {
-            self.arena.give_back(stack);
-        }
+        self.arena.give_back(self.free.drain(..));
     }
 
-    /// Returns the stack of a finished goroutine for reuse.
+    /// Returns the stack of a finished goroutine for reuse; past [`POOL_CAPACITY`], hands the
+    /// [`POOL_BATCH`] least recently used back to the arena.
     pub(crate) fn give(&mut self, stack: GuardedStack) {
-        if self.free.len() < POOL_CAPACITY {
-            self.free.push(stack);
-        } else {
-            self.arena.give_back(stack);
+        self.free.push(stack);
+        if self.free.len() > POOL_CAPACITY {
+            self.arena.give_back(self.free.drain(..POOL_BATCH));
         }
     }
 }
@@ -402,5 +394,64 @@ mod tests {
         let top = stack.base();
         pool.give(stack);
         assert_eq!(pool.take().unwrap().base(), top);
+    }
+
+    /// Writes `value` to the top byte of `stack`, or reads it.
+    fn top_byte(stack: &GuardedStack, value: Option<u8>) -> u8 {
+        let top = (stack.top - 1) as *mut u8;
+        // SAFETY: the byte is inside the stack's read-write range, and no goroutine uses it.
+        unsafe {
+            if let Some(value) = value {
+                *top = value;
+            }
+            *top
+        }
+    }
+
+    #[test]
+    fn carved_batches_are_guarded() {
+        let arena = StackArena::new(MIN_STACK_SIZE);
+        let mut stacks = Vec::new();
+        arena.take_batch(&mut stacks, POOL_BATCH).unwrap();
+        assert_eq!(stacks.len(), POOL_BATCH);
+        for stack in &stacks {
+            top_byte(stack, Some(1));
+            assert!(
+                crate::goroutine::stack_memory::tests::faults_on_write(stack.limit - page_size()),
+                "no guard below the stack at {:#x}",
+                stack.limit
+            );
+        }
+    }
+
+    #[test]
+    fn trims_release_only_stacks_unused_for_a_whole_period() {
+        let arena = StackArena::new(MIN_STACK_SIZE);
+        let extra = 10;
+        let stacks: Vec<_> = (0..WARM_STACKS + extra)
+            .map(|_| arena.take().unwrap())
+            .collect();
+        for stack in &stacks {
+            top_byte(stack, Some(7));
+        }
+        arena.give_back(stacks.into_iter());
+        assert!(arena.has_surplus());
+        // Handed back during this period: kept.
+        assert_eq!(arena.trim(), 0);
+        // Five taken again during the next period: only the other five of the surplus go.
+        let mut taken = Vec::new();
+        arena.take_batch(&mut taken, 5).unwrap();
+        assert_eq!(taken.len(), 5);
+        assert!(taken.iter().all(|s| top_byte(s, None) == 7));
+        assert_eq!(arena.trim(), extra - 5);
+        assert!(!arena.has_surplus());
+        assert_eq!(arena.trim(), 0);
+        // The released stacks come last, zero-filled; the kept ones still hold their bytes.
+        let mut rest = Vec::new();
+        while rest.len() < WARM_STACKS + extra - 5 {
+            arena.take_batch(&mut rest, POOL_BATCH).unwrap();
+        }
+        let zeroed = rest.iter().filter(|s| top_byte(s, None) == 0).count();
+        assert_eq!(zeroed, extra - 5);
     }
 }

@@ -44,7 +44,16 @@
 //! read comes after the worker's increment (it sees an unparked worker and does not sleep) or
 //! the worker's read of `sleeping` comes after the monitor's store (it sees the monitor asleep
 //! and wakes it, under the monitor's lock, which the monitor holds from its store until it
-//! waits, so the notification cannot slip in between).
+//! waits, so the notification cannot slip in between). While the stack arena holds stacks
+//! that a trim will release (below), it sleeps one trim period at a time instead.
+//!
+//! # Stack memory
+//!
+//! Every [`STACK_TRIM_PERIOD`] it calls [`StackArena::trim`](crate::goroutine::stack::StackArena::trim),
+//! which releases the memory of the stacks of finished goroutines that were not reused during
+//! the whole period (beyond a thousand kept warm): Go's background scavenger, for stacks. A
+//! finishing goroutine pays no system call, and a burst that finishes together is released a
+//! region (64 stacks) per call, off the workers' threads.
 //!
 //! # What it does not do
 //!
@@ -69,6 +78,10 @@ pub(crate) const DEFAULT_TIME_SLICE: Duration = Duration::from_millis(10);
 /// The shortest pause between two looks at the workers, whatever the time slice (Go's sysmon
 /// sleeps at least 20 us).
 const MIN_TICK: Duration = Duration::from_micros(20);
+
+/// How often the monitor releases the memory of stacks left unused (module doc): a stack
+/// unused for between one and two periods is released.
+pub(crate) const STACK_TRIM_PERIOD: Duration = Duration::from_secs(1);
 
 /// The running bit of a published epoch: set while the worker runs the resume the rest of
 /// the value counts.
@@ -296,6 +309,12 @@ impl Monitor {
         // SeqCst: see the module doc.
         self.sleeping.store(true, Ordering::SeqCst);
         if shared.idle.all_parked() {
+            if shared.stacks.has_surplus() {
+                // Nothing runs, but stack memory waits for a trim: sleep until a worker wakes
+                // up, or one period.
+                self.wakeup.wait_for(&mut lock, STACK_TRIM_PERIOD);
+                return true;
+            }
             // Nothing runs: sleep until a worker wakes up (or the runtime stops).
             while self.sleeping.load(Ordering::SeqCst) {
                 self.wakeup.wait(&mut lock);
@@ -366,9 +385,14 @@ pub(crate) fn run(shared: Arc<Shared>) {
         .iter()
         .map(|remote| Seen::new(remote.activity.epoch(), now))
         .collect();
+    let mut last_trim = now;
     while monitor.pause(&shared) {
         let now = Instant::now();
         shared.clock.refresh();
+        if now.duration_since(last_trim) >= STACK_TRIM_PERIOD {
+            last_trim = now;
+            shared.stacks.trim();
+        }
         // A spare that retired drains its shard of the registry no more: goroutines it
         // spawned that finish elsewhere would wait there until the slot's next spare.
         for (index, remote) in shared.remotes.iter().enumerate().skip(shared.procs) {

@@ -4,7 +4,7 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
-use crate::goroutine::stack::guards_split_mappings;
+use crate::goroutine::stack_memory::guards_split_mappings;
 
 /// Why [`try_spawn`](crate::try_spawn) or [`Runtime::try_spawn`](crate::Runtime::try_spawn)
 /// refused a goroutine, or [`try_spawn_blocking`](crate::try_spawn_blocking) a blocking job.
