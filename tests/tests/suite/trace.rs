@@ -42,7 +42,7 @@ fn two_busy_goroutines_on_two_workers_run_at_the_same_time() {
         let ids = rt.block_on(|| {
             let started = Arc::new(AtomicUsize::new(0));
             let wg = WaitGroup::new();
-            let ids: Vec<u64> = (0..2)
+            let handles: Vec<_> = (0..2)
                 .map(|_| {
                     let started = started.clone();
                     // Each waits (holding its worker) until both run, then computes: they can
@@ -54,11 +54,18 @@ fn two_busy_goroutines_on_two_workers_run_at_the_same_time() {
                         });
                         spin(BUSY);
                     })
-                    .id()
                 })
                 .collect();
             wg.wait();
-            ids
+            // `done` comes before the end of a goroutine's run, a join after it is recorded.
+            handles
+                .into_iter()
+                .map(|handle| {
+                    let id = handle.id();
+                    handle.join().unwrap();
+                    id
+                })
+                .collect::<Vec<u64>>()
         });
         (rt.stop_trace(), ids)
     });

@@ -606,6 +606,9 @@ fn count_finished_here() {
         // SAFETY: its own slot, on its home thread, after its closure returned: the values go
         // on its stack while it still counts as live, before its joiner is released.
         unsafe { header.locals.destroy() };
+        if worker.traced_run.get() {
+            worker.trace_run_finished(header);
+        }
         worker.count_finished(header);
     });
 }
