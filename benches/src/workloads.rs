@@ -1,5 +1,5 @@
-//! The workloads, as `shared/anchors/README.md` defines them, plus `pingpong-split`, which has
-//! no peer (see its function). Each runs on the root goroutine.
+//! The workloads, as `shared/anchors/README.md` defines them, plus `pingpong-split` and
+//! `select-split`, which have no peer (see their functions). Each runs on the root goroutine.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "live",
     "skynet",
     "pingpong-split",
+    "select-split",
 ];
 
 /// What a workload measured.
@@ -46,6 +47,7 @@ pub(crate) fn run(workload: &str, n: u64) -> Outcome {
         "yield" => yield_(n),
         "pingpong" => pingpong(n),
         "pingpong-split" => pingpong_split(n),
+        "select-split" => select_split(n),
         "fib" => fib_workload(n),
         "fanout" => fanout(n),
         "live" => live(n),
@@ -153,6 +155,47 @@ fn pingpong_split(n: u64) -> Outcome {
     echo.join().expect("echo panicked");
     if echo_thread == std::thread::current().id() {
         check = Err("pingpong-split: both goroutines ran on one thread".to_owned());
+    }
+    Outcome {
+        check,
+        ..Outcome::timed(start, n)
+    }
+}
+
+/// Go's `test/chan/select2.go` with its two goroutines on two workers: a sender sends `n`
+/// values on a rendezvous channel, and the root receives each in a `select!` between that
+/// channel and a second one nobody sends on. The sender starts elsewhere as in
+/// [`pingpong_split`]. Needs procs >= 2. One op is one value.
+fn select_split(n: u64) -> Outcome {
+    let (tx, rx) = chan::bounded::<u64>(0);
+    let (_dummy_tx, dummy_rx) = chan::bounded::<u64>(0);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let sender = scheduler::spawn(move || {
+        started_tx
+            .send(std::thread::current().id())
+            .expect("root waits");
+        for i in 0..n {
+            tx.send(i).expect("receiver open");
+        }
+    });
+    let sender_thread = started_rx.recv().expect("sender started");
+    let start = Instant::now();
+    let mut check = Ok(());
+    for i in 0..n {
+        scheduler::select! {
+            recv(rx) -> v => {
+                if v != Ok(i) && check.is_ok() {
+                    check = Err(format!("select-split: expected {i}, got {v:?}"));
+                }
+            }
+            recv(dummy_rx) -> v => {
+                check = Err(format!("select-split: the silent channel gave {v:?}"));
+            }
+        }
+    }
+    sender.join().expect("sender panicked");
+    if sender_thread == std::thread::current().id() {
+        check = Err("select-split: both goroutines ran on one thread".to_owned());
     }
     Outcome {
         check,

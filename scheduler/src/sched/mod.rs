@@ -29,6 +29,7 @@ pub(crate) mod config;
 pub(crate) mod current;
 pub(crate) mod deadlock;
 pub(crate) mod idle;
+pub(crate) mod inbox;
 pub(crate) mod io;
 pub(crate) mod join_handle;
 pub(crate) mod monitor;

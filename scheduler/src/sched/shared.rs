@@ -14,6 +14,7 @@ use super::config::Config;
 use super::current;
 use super::deadlock::Deadlock;
 use super::idle::Idle;
+use super::inbox::Inbox;
 use super::io::poller::Poller;
 use super::monitor::{Activity, Monitor};
 use super::parker::Parker;
@@ -63,7 +64,7 @@ pub(crate) struct Remote {
     pub(crate) stealer: Stealer<TaskRef>,
     /// Goroutines started by this worker and woken by another thread: only this worker may run
     /// them. Pushed by any thread, popped by the owner.
-    pub(crate) inbox: Injector<TaskRef>,
+    pub(crate) inbox: Inbox<TaskRef>,
     /// Wakes the worker when it sleeps.
     pub(crate) parker: Parker,
     /// The worker's readiness poller, made when one of its goroutines first waits for I/O
@@ -192,7 +193,7 @@ impl Shared {
             .enumerate()
             .map(|(index, stealer)| Remote {
                 stealer,
-                inbox: Injector::new(),
+                inbox: Inbox::new(),
                 parker: Parker::new(),
                 poller: OnceLock::new(),
                 counts: Counts::default(),

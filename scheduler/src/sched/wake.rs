@@ -62,13 +62,19 @@ fn enqueue(task: TaskRef) {
         }
     }
     let Some(task) = current::with_worker(|worker| match worker {
-        Some(worker)
-            if std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), runtime)
-                && worker.index() == home =>
-        {
-            // SAFETY: `task` still holds the goroutine (it moves only after this).
-            let kind = unsafe { (*header).parked_as() };
-            worker.push_woken(task, kind);
+        Some(worker) if std::ptr::eq(Arc::as_ptr(worker.shared()).cast(), runtime) => {
+            if worker.index() == home {
+                // SAFETY: `task` still holds the goroutine (it moves only after this).
+                let kind = unsafe { (*header).parked_as() };
+                worker.push_woken(task, kind);
+            } else {
+                // A worker of the same runtime: its own reference keeps the runtime alive
+                // across the push and the wake, so none is taken (the count's cache line
+                // would travel between the two workers at every hand-off).
+                let shared = worker.shared();
+                shared.remotes[home].inbox.push(task);
+                shared.unpark_worker(home);
+            }
             None
         }
         _ => Some(task),

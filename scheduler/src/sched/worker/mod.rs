@@ -22,6 +22,7 @@ use corosensei::{Coroutine, CoroutineResult};
 use crossbeam_deque::{Injector, Stealer, Worker};
 
 use super::current;
+use super::inbox::Inbox;
 use super::io::poller::Poller;
 use super::monitor::{self, Activity};
 use super::registry;
@@ -60,6 +61,8 @@ pub(crate) struct WorkerLocal {
     /// Timers set by this worker's goroutines; fired by this worker between goroutines.
     timers: RefCell<TimerHeap>,
     searching: Cell<bool>,
+    /// Whether spinning before a sleep pays off here (`park::SpinPolicy`).
+    spin: park::SpinPolicy,
     /// Whether this worker has already reacted to the `Cancelling` phase.
     cancel_seen: Cell<bool>,
     rng: Cell<u64>,
@@ -97,6 +100,7 @@ impl WorkerLocal {
             spawns_since_drain: Cell::new(0),
             timers: RefCell::new(TimerHeap::default()),
             searching: Cell::new(false),
+            spin: park::SpinPolicy::default(),
             cancel_seen: Cell::new(false),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             budgets: Budgets::default(),
@@ -287,8 +291,13 @@ impl WorkerLocal {
             if self.shared.phase() == Phase::Stopping {
                 break;
             }
+            let spin = self.spin.begin();
+            if spin && self.watch_inbox() {
+                self.spin.ended(true);
+                continue;
+            }
             self.shared.note_if_all_done();
-            if !self.park() {
+            if !self.park(spin) {
                 // A spare with nothing left to do retired.
                 break;
             }
@@ -565,7 +574,7 @@ impl Sources for WorkerLocal {
     }
 
     #[inline]
-    fn inbox(&self) -> &Injector<TaskRef> {
+    fn inbox(&self) -> &Inbox<TaskRef> {
         &self.shared.remotes[self.index].inbox
     }
 

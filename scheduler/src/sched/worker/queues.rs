@@ -31,6 +31,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::goroutine::home::Owner;
 use crate::goroutine::task::TaskRef;
+use crate::sched::inbox::Inbox;
 
 /// Every this many picks, the global queue is looked at first.
 const GLOBAL_QUEUE_INTERVAL: u32 = 61;
@@ -43,7 +44,7 @@ pub(super) trait Sources {
     /// The runtime's global queue of goroutines spawned from outside.
     fn injector(&self) -> &Injector<TaskRef>;
     /// This worker's inbox: its started goroutines woken by other threads.
-    fn inbox(&self) -> &Injector<TaskRef>;
+    fn inbox(&self) -> &Inbox<TaskRef>;
     /// The stealer of this worker's own `local` deque, to take its oldest entry.
     fn own(&self) -> &Stealer<TaskRef>;
     /// Polls for readiness without blocking, queueing the goroutines it wakes (here, through
@@ -215,12 +216,12 @@ impl RunQueues {
     }
 
     /// Moves goroutines woken by other threads into `ready`.
-    fn drain_inbox(&self, inbox: &Injector<TaskRef>, mut drained: impl FnMut(&TaskRef)) {
+    fn drain_inbox(&self, inbox: &Inbox<TaskRef>, mut drained: impl FnMut(&TaskRef)) {
         if inbox.is_empty() {
             return;
         }
         let mut ready = self.ready.borrow_mut();
-        while let Some(task) = steal_one(inbox) {
+        while let Some(task) = inbox.pop() {
             drained(&task);
             ready.push_back(task);
         }
@@ -283,7 +284,7 @@ mod tests {
     struct Fixture {
         queues: RunQueues,
         injector: Injector<TaskRef>,
-        inbox: Injector<TaskRef>,
+        inbox: Inbox<TaskRef>,
         own: Stealer<TaskRef>,
     }
 
@@ -294,7 +295,7 @@ mod tests {
             Fixture {
                 queues: RunQueues::new(local),
                 injector: Injector::new(),
-                inbox: Injector::new(),
+                inbox: Inbox::new(),
                 own,
             }
         }
@@ -312,7 +313,7 @@ mod tests {
         fn injector(&self) -> &Injector<TaskRef> {
             &self.injector
         }
-        fn inbox(&self) -> &Injector<TaskRef> {
+        fn inbox(&self) -> &Inbox<TaskRef> {
             &self.inbox
         }
         fn own(&self) -> &Stealer<TaskRef> {
