@@ -233,14 +233,11 @@ impl WorkerLocal {
         });
     }
 
-    /// Records why the run of the goroutine `header` that just came back with `result` ended.
-    /// Called by the worker loop of the goroutine's home worker, before it acts on `result`.
-    #[cold]
-    #[inline(never)]
     /// Records the end of the running goroutine's run as it finishes, before its result is
     /// published: whoever its result releases (a `block_on` caller that then stops the trace)
     /// finds the run closed. `trace_run_stop` then has nothing left to record.
     #[cold]
+    #[inline(never)]
     pub(crate) fn trace_run_finished(&self, header: &Header) {
         self.traced_run.set(false);
         self.trace(RawKind::RunStop {
@@ -249,6 +246,10 @@ impl WorkerLocal {
         });
     }
 
+    /// Records why the run of the goroutine `header` that just came back with `result` ended.
+    /// Called by the worker loop of the goroutine's home worker, before it acts on `result`.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn trace_run_stop(
         &self,
         header: &Header,
