@@ -123,6 +123,15 @@ pub struct Metrics {
     /// Times a goroutine computed for the stall threshold without a suspension point while
     /// other goroutines waited behind it on its worker.
     pub stalls_busy: u64,
+    /// Goroutine stack slots mapped, 64 per region: address space, resident only where
+    /// touched. A slot is reserved for every goroutine admitted and not finished.
+    pub stacks_mapped: usize,
+    /// Stacks of finished goroutines that the runtime keeps for reuse with their memory still
+    /// resident (beyond the up to 256 each worker caches, not counted). The monitor releases
+    /// the memory of those beyond 1024 that stay unused for a whole second.
+    pub stacks_free_resident: usize,
+    /// Stacks of finished goroutines kept for reuse whose memory was released.
+    pub stacks_free_released: usize,
     // A part of the runtime worth watching adds its field here (the struct is
     // `#[non_exhaustive]`) and fills it in `snapshot`, reading it from where it lives.
 }
@@ -267,6 +276,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
     // workers' counters show parked a moment later, and a settled runtime would look busy.
     let global_queue = shared.injector.len();
     runnable += global_queue;
+    let stacks = shared.stacks.counts();
     Metrics {
         procs: shared.procs,
         live,
@@ -285,6 +295,9 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         spare_workers_started: shared.spares.started(),
         stalls_blocked: shared.monitor.stalls.blocked(),
         stalls_busy: shared.monitor.stalls.busy(),
+        stacks_mapped: stacks.mapped,
+        stacks_free_resident: stacks.free_resident,
+        stacks_free_released: stacks.free_released,
     }
 }
 
@@ -325,6 +338,11 @@ impl fmt::Display for Metrics {
             f,
             "blocking pool: {} threads, {} busy, {} jobs queued",
             self.blocking_threads, self.blocking_busy, self.blocking_queued
+        )?;
+        writeln!(
+            f,
+            "stacks: {} mapped, free {} resident + {} released",
+            self.stacks_mapped, self.stacks_free_resident, self.stacks_free_released
         )?;
         write!(
             f,

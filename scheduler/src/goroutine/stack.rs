@@ -110,6 +110,13 @@ struct ArenaInner {
     reserved: usize,
 }
 
+/// What [`StackArena::counts`] reports.
+pub(crate) struct StackCounts {
+    pub(crate) mapped: usize,
+    pub(crate) free_resident: usize,
+    pub(crate) free_released: usize,
+}
+
 /// The part of a region not carved into stacks yet.
 #[derive(Clone, Copy)]
 struct Unused {
@@ -263,6 +270,17 @@ impl StackArena {
     /// until a [`trim`](Self::trim) finds them unused for a whole period.
     fn give_back(&self, stacks: impl Iterator<Item = GuardedStack>) {
         self.inner.lock().warm.extend(stacks);
+    }
+
+    /// How many stack slots are mapped, and how many free stacks the arena holds with their
+    /// memory resident and released (the workers' pools not counted).
+    pub(crate) fn counts(&self) -> StackCounts {
+        let inner = self.inner.lock();
+        StackCounts {
+            mapped: inner.capacity,
+            free_resident: inner.warm.len(),
+            free_released: inner.cold.len(),
+        }
     }
 
     /// Whether stacks beyond the [`WARM_STACKS`] kept for good hold resident memory, which

@@ -466,7 +466,8 @@ fn display_summarises_the_states_and_every_worker() {
     assert!(text.contains("live ="), "{text}");
     assert!(text.contains("blocked on: channel"), "{text}");
     assert!(text.contains("blocking pool: 0 threads"), "{text}");
-    assert_eq!(text.lines().count(), 5 + 3, "{text}");
+    assert!(text.contains("stacks: "), "{text}");
+    assert_eq!(text.lines().count(), 6 + 3, "{text}");
 }
 
 #[test]
@@ -512,4 +513,43 @@ fn goroutines_waiting_for_blocking_jobs_and_the_pool_are_counted() {
         });
         assert_eq!(m.blocking_queued, 0, "{m}");
     });
+}
+
+#[test]
+fn the_monitor_releases_the_stacks_of_a_finished_burst() {
+    // More goroutines alive at once than a worker caches (256) and the arena keeps resident
+    // for good (1024): each takes a stack of its own and touches a page of it.
+    const BURST: usize = 2500;
+    let rt = Runtime::builder().procs(1).build().unwrap();
+    rt.block_on(|| {
+        let (release_tx, release_rx) = chan::bounded::<()>(0);
+        let wg = WaitGroup::new();
+        for _ in 0..BURST {
+            let release_rx = release_rx.clone();
+            wg.go(move || {
+                let page = std::hint::black_box([1u8; 4096]);
+                assert!(release_rx.recv().is_err());
+                std::hint::black_box(page);
+            });
+        }
+        drop(release_rx);
+        // Every goroutine has started and waits (one worker runs them in order, and the
+        // closing of the channel releases them only after they all parked on it)...
+        scheduler_tests::yield_until("the burst parked", HANG_LIMIT, || {
+            scheduler::metrics().blocked.channel == BURST
+        });
+        drop(release_tx);
+        wg.wait();
+    });
+    let at_end = rt.metrics();
+    assert!(at_end.stacks_mapped >= BURST, "{at_end}");
+    // ... and finished: their stacks came back; the trims, a second apart, release the memory
+    // of all but the 1024 kept resident (and the worker's own cache).
+    let m = settle(&rt, "the burst's stacks released", |m| {
+        m.stacks_free_resident <= 1024 && m.stacks_free_released >= BURST - 256 - 1024
+    });
+    assert!(
+        m.stacks_free_resident + m.stacks_free_released <= m.stacks_mapped,
+        "{m}"
+    );
 }
