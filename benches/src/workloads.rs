@@ -132,28 +132,40 @@ fn ping_rounds(
     check
 }
 
-/// `pingpong` with the two goroutines started on two different workers, where they stay: the
-/// echo goroutine starts while the root holds its own worker's thread, so another worker
-/// (procs >= 2) starts it. Every hand-off is then a wake across threads, the case that peers
-/// which move goroutines (Go's `runnext`, tokio's and may's stealing) avoid by migration, and
-/// that this runtime meets with a worker that watches its parker briefly before it sleeps.
-/// Needs procs >= 2 (with one proc, a spare worker starts the echo after a time slice).
-fn pingpong_split(n: u64) -> Outcome {
-    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
-    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+/// Spawns `body` so that it starts on another worker, where it stays: the root holds its own
+/// worker's thread until `body` has started, so another worker (procs >= 2) starts it. Returns
+/// when it has started; `done` joins it and tells whether it really ran on another thread.
+fn spawn_on_another_worker(body: impl FnOnce() + Send + 'static) -> impl FnOnce() -> bool {
     let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let echo = scheduler::spawn(move || {
+    let handle = scheduler::spawn(move || {
         started_tx
             .send(std::thread::current().id())
             .expect("root waits");
-        echo(n, &ping_rx, &pong_tx);
+        body();
     });
-    // Blocks this worker's thread, so the echo starts elsewhere.
-    let echo_thread = started_rx.recv().expect("echo started");
+    // Blocks this worker's thread, so the goroutine starts elsewhere.
+    let thread = started_rx.recv().expect("goroutine started");
+    move || {
+        handle
+            .join()
+            .expect("the goroutine on the other worker panicked");
+        thread != std::thread::current().id()
+    }
+}
+
+/// `pingpong` with the two goroutines started on two different workers, where they stay
+/// ([`spawn_on_another_worker`]). Every hand-off is then a wake across threads, the case that
+/// peers which move goroutines (Go's `runnext`, tokio's and may's stealing) avoid by migration,
+/// and that this runtime meets with a worker that watches its inbox, then its parker, briefly
+/// before it sleeps. Needs procs >= 2 (with one proc, a spare worker starts the echo after a
+/// time slice).
+fn pingpong_split(n: u64) -> Outcome {
+    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+    let done = spawn_on_another_worker(move || echo(n, &ping_rx, &pong_tx));
     let start = Instant::now();
     let mut check = ping_rounds(n, &ping_tx, &pong_rx, "pingpong-split");
-    echo.join().expect("echo panicked");
-    if echo_thread == std::thread::current().id() {
+    if !done() {
         check = Err("pingpong-split: both goroutines ran on one thread".to_owned());
     }
     Outcome {
@@ -164,21 +176,16 @@ fn pingpong_split(n: u64) -> Outcome {
 
 /// Go's `test/chan/select2.go` with its two goroutines on two workers: a sender sends `n`
 /// values on a rendezvous channel, and the root receives each in a `select!` between that
-/// channel and a second one nobody sends on. The sender starts elsewhere as in
+/// channel and a second one nobody sends on. The sender starts elsewhere, as the echo of
 /// [`pingpong_split`]. Needs procs >= 2. One op is one value.
 fn select_split(n: u64) -> Outcome {
     let (tx, rx) = chan::bounded::<u64>(0);
-    let (_dummy_tx, dummy_rx) = chan::bounded::<u64>(0);
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let sender = scheduler::spawn(move || {
-        started_tx
-            .send(std::thread::current().id())
-            .expect("root waits");
+    let (_silent_tx, silent_rx) = chan::bounded::<u64>(0);
+    let done = spawn_on_another_worker(move || {
         for i in 0..n {
             tx.send(i).expect("receiver open");
         }
     });
-    let sender_thread = started_rx.recv().expect("sender started");
     let start = Instant::now();
     let mut check = Ok(());
     for i in 0..n {
@@ -188,13 +195,12 @@ fn select_split(n: u64) -> Outcome {
                     check = Err(format!("select-split: expected {i}, got {v:?}"));
                 }
             }
-            recv(dummy_rx) -> v => {
+            recv(silent_rx) -> v => {
                 check = Err(format!("select-split: the silent channel gave {v:?}"));
             }
         }
     }
-    sender.join().expect("sender panicked");
-    if sender_thread == std::thread::current().id() {
+    if !done() {
         check = Err("select-split: both goroutines ran on one thread".to_owned());
     }
     Outcome {
