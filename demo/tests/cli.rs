@@ -185,12 +185,13 @@ fn stats_prints_a_summary_on_stderr_and_leaves_stdout_unchanged() {
             "blocked on:",
             "global queue:",
             "blocking pool:",
+            "stacks:",
             "steals",
             "busy",
         ] {
             assert!(stderr.contains(word), "--stats lacks {word}:\n{stderr}");
         }
-        let worker_rows = stderr.lines().count() - 6;
+        let worker_rows = stderr.lines().count() - 7;
         assert_eq!(
             worker_rows.to_string(),
             procs,

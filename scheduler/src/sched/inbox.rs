@@ -54,11 +54,14 @@ impl<T> Inbox<T> {
     /// Adds `value`: into the slot if it is empty, else into the queue. Any thread.
     pub(crate) fn push(&self, value: T) {
         // Acquire: pairs with the consumer's Release store of EMPTY, so its read of the
-        // previous value happened before this write over it.
+        // previous value happened before this write over it. SeqCst: the claim is where the
+        // push shows (`is_empty` counts WRITING), and the deadlock check's look at the inboxes
+        // is ordered against the workers' parkers in the single total order, as the queue's
+        // own push and `is_empty` are (`sched::deadlock`).
         if self
             .slot
             .state
-            .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(EMPTY, WRITING, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
         {
             // SAFETY: the CAS above gave this thread the slot: nobody reads or writes the
@@ -98,8 +101,8 @@ impl<T> Inbox<T> {
     /// Whether no value is there, nor being pushed into the slot. A hint from any thread other
     /// than the consumer (a push may land right after).
     pub(crate) fn is_empty(&self) -> bool {
-        // Relaxed: a hint; `pop` does the synchronising load.
-        self.slot.state.load(Ordering::Relaxed) == EMPTY && self.queue.is_empty()
+        // SeqCst: see `push`; `pop` does the load that hands the value over.
+        self.slot.state.load(Ordering::SeqCst) == EMPTY && self.queue.is_empty()
     }
 
     /// How many values are there (a hint, as `is_empty`).

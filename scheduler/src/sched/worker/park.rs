@@ -14,9 +14,10 @@ use crate::sched::trace::RawKind;
 
 impl WorkerLocal {
     /// Watches this worker's inbox for up to [`INBOX_WATCH`] before it parks, while one of its
-    /// started goroutines is parked and so may be woken from another thread; true if a
-    /// goroutine arrived (or other work to take: new stealable goroutines, a stop, a due
-    /// timer is left to the next turn of the loop).
+    /// started goroutines is parked and so may be woken from another thread. True if a
+    /// goroutine arrived, goroutines to steal appeared, or the runtime began to cancel or to
+    /// stop (what park's final look also ends a sleep for); a timer that comes due meanwhile
+    /// waits for the end of the watch.
     ///
     /// A goroutine that talks to one on another worker (a started goroutine never moves) is
     /// woken through the inbox at every hand-off. Parking costs the idle protocol's shared
@@ -36,7 +37,9 @@ impl WorkerLocal {
             looks = looks.wrapping_add(1);
             !inbox.is_empty()
                 || (looks.is_multiple_of(64)
-                    && (shared.has_stealable_work() || shared.phase() >= Phase::Cancelling))
+                    && (shared.has_stealable_work()
+                        || (shared.phase() >= Phase::Cancelling && !self.cancel_seen.get())
+                        || shared.phase() == Phase::Stopping))
         })
     }
 
