@@ -184,8 +184,8 @@ impl StackArena {
     /// if none has slots left). Fails only if no stack is free here and no region can be
     /// mapped: the free stacks that the promises guarantee are then in the workers' pools.
     pub(crate) fn take_batch(&self, out: &mut Vec<GuardedStack>, want: usize) -> io::Result<()> {
+        debug_assert!(want > 0, "take_batch of no stacks");
         let mut guards = Vec::new();
-        let carved = out.len();
         {
             let mut inner = self.inner.lock();
             let inner = &mut *inner;
@@ -232,7 +232,6 @@ impl StackArena {
             eprintln!("scheduler: cannot install a goroutine stack's guard page: {err}");
             std::process::abort();
         }
-        debug_assert!(out.len() > carved);
         Ok(())
     }
 
